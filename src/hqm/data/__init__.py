@@ -1,0 +1,1 @@
+"""Data acquisition, conversion, datasets and the synthetic HOI generator (no model code here)."""

@@ -1,0 +1,1 @@
+"""Training and evaluation loops: glue between data, models and evaluation."""

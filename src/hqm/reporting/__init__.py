@@ -1,0 +1,1 @@
+"""Tables, plots and the reference numbers of the papers."""
