@@ -46,6 +46,8 @@ class ModelConfig:
     aux_loss: bool = True
     # Converted initial weights (hqm convert-weights output); None = random initialisation.
     init_weights: str | None = None
+    # torchvision-format ImageNet ResNet weights for the backbone alone; None = random (no network).
+    backbone_weights: str | None = None
 
 
 @dataclass
@@ -167,6 +169,7 @@ class SyntheticConfig:
     image_size: int = 128
     max_people: int = 2
     max_objects: int = 3
+    rare_max_train: int = 6  # training images of each rare (pose, object) combination
 
 
 @dataclass
@@ -202,6 +205,8 @@ class ExperimentConfig:
     runs_dir: str = "runs"
     results_dir: str = "results"
     backbone_weights: str = "detr_r50"  # artefact name of the DETR checkpoint to convert, or none
+    gpus_per_run: int = 0  # GPUs (= torchrun processes) per training job; 0 = CPU
+    cpu_procs_per_run: int = 1  # torchrun processes per training job on CPU (gloo)
 
 
 @dataclass

@@ -1,0 +1,101 @@
+"""ResNet backbone with frozen batch norm; C5 output only (method.md §1.2)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+from hqm.errors import HqmError
+
+RESNET_CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
+TRAINABLE_STAGES = ("layer2", "layer3", "layer4")
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm2d with fixed statistics and affine parameters, all stored as buffers.
+
+    y = (x - running_mean) * weight / sqrt(running_var + eps) + bias, eps = 1e-5 (as DETR).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # torchvision checkpoints carry num_batches_tracked, which a frozen norm does not have
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+
+
+class Backbone(nn.Module):
+    """``body`` = the ResNet up to layer4; returns the C5 map and the padding mask resized to it."""
+
+    def __init__(self, name: str = "resnet50", dilation: bool = False, channels_last: bool = False):
+        super().__init__()
+        if name not in RESNET_CHANNELS:
+            raise ValueError(f"unknown backbone {name!r} (one of {', '.join(RESNET_CHANNELS)})")
+        kwargs = {"weights": None, "norm_layer": FrozenBatchNorm2d}
+        if dilation:
+            kwargs["replace_stride_with_dilation"] = [False, False, True]
+        resnet = getattr(torchvision.models, name)(**kwargs)
+        self.body = nn.Sequential(OrderedDict(
+            (key, getattr(resnet, key))
+            for key in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        ))
+        for pname, param in self.body.named_parameters():
+            if not pname.startswith(TRAINABLE_STAGES):
+                param.requires_grad_(False)
+        self.num_channels = RESNET_CHANNELS[name]
+        self.channels_last = channels_last
+
+    def forward(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """images [B, 3, H, W], mask Bool[B, H, W] -> (C5 [B, C, h, w], Bool[B, h, w])."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        features = self.body(images).contiguous()
+        small_mask = F.interpolate(mask[None].float(), size=features.shape[-2:]).to(torch.bool)[0]
+        return features, small_mask
+
+    def load_torchvision_weights(self, path: str | Path) -> None:
+        """Load an ImageNet ResNet state dict in torchvision format (``fc.*`` is ignored)."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise HqmError(f"{path}: file not found") from None
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+            raise HqmError(f"{path}: not a readable torchvision ResNet state dict ({type(exc).__name__})") from None
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        if not isinstance(state, dict):
+            raise HqmError(f"{path}: expected a state dict, got {type(state).__name__}")
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        result = self.body.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise HqmError(
+                f"{path}: not a matching torchvision ResNet: missing {result.missing_keys[:5]}, "
+                f"unexpected {result.unexpected_keys[:5]}"
+            )
+
+
+def build_backbone(name: str, dilation: bool = False, pretrained_path: str | None = None,
+                   channels_last: bool = False) -> Backbone:
+    backbone = Backbone(name, dilation, channels_last)
+    if pretrained_path:
+        backbone.load_torchvision_weights(pretrained_path)
+    return backbone
