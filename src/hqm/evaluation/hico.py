@@ -1,0 +1,281 @@
+"""HICO-DET evaluation: QPIC's Python protocol and the official (ho-rcnn) protocol, evaluation.md §1.7-1.9.
+
+Both protocols are one vectorised pipeline with the options of the §1.9 table:
+
+1. per image: mask scores with the verb-object table, stable sort, optional cap (QPIC: 100);
+2. join candidates with the GT HOIs of the same image and category (one searchsorted), IoU of
+   all pairs at once, best GT per candidate = first maximum of min(IoU_sub, IoU_obj) >= 0.5;
+3. no fallback: a candidate is a TP iff it is the first candidate (in its image's score order)
+   whose best GT is that GT -- one ``np.unique`` over the ordered candidates;
+4. AP of every category from one sort (``hqm.evaluation.ap``).
+
+Only step 1 loops, over images (not detections).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from hqm.data.annotations import (
+    HoiImageAnnotation,
+    count_hico_train_triplets,
+    known_objects_from_gt,
+    read_correct_mat,
+    read_hico_annotations,
+    read_known_objects,
+)
+from hqm.data.classes import NUM_HICO_VERBS, NUM_OBJECT_CLASSES, hico_hoi_categories
+from hqm.errors import HqmError
+from hqm.evaluation.ap import THRESHOLDS, eleven_point_ap, max_recall, rank_detections
+from hqm.evaluation.predictions import ImagePrediction, validate_predictions
+
+IOU_THRESHOLD = 0.5
+
+
+@dataclass
+class HicoGroundTruth:
+    """Test GT, training-set triplet counts (rare split), validity matrix and Known-Object labels."""
+
+    test: list[HoiImageAnnotation]
+    train_counts: dict[tuple[int, int, int], int]
+    correct_mat: np.ndarray  # float64 [117, 80]
+    known_objects: dict[str, np.ndarray] | None = None  # file name -> object indices
+    source: str = "<ground truth>"
+
+
+def load_hico_ground_truth(annotation_dir: str | Path, known_objects: str | Path | None = None) -> HicoGroundTruth:
+    """Read ``test_hico.json``, ``trainval_hico.json``, ``corre_hico.npy`` (and KO labels if given;
+    otherwise ``known_objects_test.json`` when present, else KO labels derived from the test GT)."""
+    d = Path(annotation_dir)
+    test = read_hico_annotations(d / "test_hico.json")
+    train_counts = count_hico_train_triplets(read_hico_annotations(d / "trainval_hico.json"))
+    corre = read_correct_mat(d / "corre_hico.npy", NUM_HICO_VERBS)
+    ko_path = Path(known_objects) if known_objects else d / "known_objects_test.json"
+    ko = read_known_objects(ko_path) if ko_path.is_file() else known_objects_from_gt(test)
+    return HicoGroundTruth(test, train_counts, corre, ko, str(d / "test_hico.json"))
+
+
+@dataclass(frozen=True)
+class HicoOptions:
+    """The knobs of evaluation.md §1.9 (defaults = QPIC protocol)."""
+
+    det_box_offset: float = 0.0  # official: +1 (detections are 0-based, GT 1-based)
+    max_hois_per_image: int | None = 100
+    fp_on_images_without_gt: bool = False  # quirk Q3 when False
+    categories: Literal["test_gt", "all_600"] = "test_gt"  # all_600 also selects the official rare rule
+    iou_dtype: Literal["float32", "float64"] = "float32"
+    intersection: Literal["qpic", "voc"] = "qpic"  # qpic: empty if ix1 >= ix2; voc: empty if iw <= 0
+    ap_thresholds: Literal["numpy_arange", "matlab_colon"] = "numpy_arange"
+    stable_sort: bool = True  # the reference's argsort(-score) is unstable; fixtures have no ties
+    round_boxes: bool = False  # round detections to integers (MATLAB round) before the offset
+    drop_invalid: bool = False  # drop (verb, object) pairs outside the table instead of scoring 0
+
+
+PRESETS = {
+    "qpic": HicoOptions(),
+    "official": HicoOptions(
+        det_box_offset=1.0, max_hois_per_image=None, fp_on_images_without_gt=True, categories="all_600",
+        iou_dtype="float64", intersection="voc", ap_thresholds="matlab_colon", stable_sort=True,
+        drop_invalid=True,
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class _Categories:
+    keys: list[tuple[int, int, int]]  # (subject label, object index, verb index)
+    lookup: np.ndarray  # int64 [80, 117] (object, verb) -> category of a person subject, -1 = none
+    hoi_ids: list[int | None] = field(default_factory=list)
+
+
+def _build_categories(gt: HicoGroundTruth, gt_triplets: np.ndarray, all_600: bool) -> _Categories:
+    lookup = np.full((NUM_OBJECT_CLASSES, NUM_HICO_VERBS), -1, dtype=np.int64)
+    hoi_of = {(c.object_index, c.verb_index): c.hoi_id for c in hico_hoi_categories()}
+    if all_600:
+        keys = [(0, c.object_index, c.verb_index) for c in hico_hoi_categories()]
+    else:  # distinct test triplets in order of first appearance
+        _, first = np.unique(gt_triplets, axis=0, return_index=True)
+        keys = [tuple(row) for row in gt_triplets[np.sort(first)].tolist()]
+    for k, (s, o, v) in enumerate(keys):
+        if s == 0:
+            lookup[o, v] = k
+    return _Categories(keys, lookup, [hoi_of.get((o, v)) if s == 0 else None for s, o, v in keys])
+
+
+def _iou(a: np.ndarray, b: np.ndarray, rule: str) -> np.ndarray:
+    """Row-wise IoU with the +1 pixel convention; a, b [P, 4] of one dtype -> [P]."""
+    one = a.dtype.type(1)
+    area_a = (a[:, 2] - a[:, 0] + one) * (a[:, 3] - a[:, 1] + one)
+    area_b = (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one)
+    ix1, iy1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    ix2, iy2 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
+    iw, ih = ix2 - ix1 + one, iy2 - iy1 + one
+    empty = (ix1 >= ix2) | (iy1 >= iy2) if rule == "qpic" else (iw <= 0) | (ih <= 0)
+    inter = iw * ih
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / (area_a + area_b - inter)
+    return np.where(empty, a.dtype.type(0), iou)
+
+
+def _round_matlab(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _gather_candidates(gt: HicoGroundTruth, preds: dict[str, ImagePrediction], cats: _Categories,
+                       opt: HicoOptions, known: np.ndarray | None):
+    """Per GT image: mask, sort, cap; returns flat arrays in (image, score desc) order."""
+    corre = gt.correct_mat.astype(np.float32)
+    parts = []
+    for i, img in enumerate(gt.test):
+        pred = preds.get(img.file_name)
+        if pred is None or len(pred) == 0:
+            continue
+        if len(img.boxes) == 0 and not opt.fp_on_images_without_gt:
+            continue  # quirk Q3: candidates of images without GT boxes are never recorded
+        rows, verbs, scores = pred.candidates()
+        labels = pred.obj_labels[rows]
+        masked = scores * corre[verbs, labels]
+        if opt.drop_invalid:
+            keep = corre[verbs, labels] > 0
+            rows, verbs, labels, masked = rows[keep], verbs[keep], labels[keep], masked[keep]
+        order = np.argsort(-masked, kind="stable")[: opt.max_hois_per_image]
+        rows, verbs, labels, masked = rows[order], verbs[order], labels[order], masked[order]
+        cat = cats.lookup[labels, verbs]
+        keep = cat >= 0
+        if known is not None:
+            keep &= known[i, labels]
+        rows = rows[keep]
+        parts.append((np.full(len(rows), i, np.int64), pred.sub_boxes[rows], pred.obj_boxes[rows],
+                      cat[keep], masked[keep]))
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return z, np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32), z, np.zeros(0, np.float32)
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
+                  protocol: Literal["qpic", "official"] = "qpic",
+                  setting: Literal["default", "known_object"] = "default", **options) -> dict:
+    """Evaluate HICO-DET predictions; ``options`` override fields of the protocol's preset.
+
+    Returns ``mAP``, ``mAP rare``, ``mAP non-rare``, ``mean max recall`` (fractions), counts and
+    ``per_category`` (one row per evaluated category, in category order).
+    """
+    if protocol not in PRESETS:
+        raise HqmError(f"evaluate_hico: unknown protocol {protocol!r} (qpic, official)")
+    if setting not in ("default", "known_object"):
+        raise HqmError(f"evaluate_hico: unknown setting {setting!r} (default, known_object)")
+    try:
+        opt = replace(PRESETS[protocol], **options)
+    except TypeError as exc:
+        raise HqmError(f"evaluate_hico: {exc}") from None
+    names = {img.file_name: i for i, img in enumerate(gt.test)}
+    validate_predictions(predictions, "predictions", set(names), NUM_OBJECT_CLASSES, NUM_HICO_VERBS)
+    preds = {p.file_name: p for p in predictions}
+
+    # --- ground truth tables -------------------------------------------------------------------
+    box_offsets = np.cumsum([0] + [len(img.boxes) for img in gt.test])
+    gt_boxes = np.concatenate([img.boxes for img in gt.test] + [np.zeros((0, 4))]).astype(opt.iou_dtype)
+    gt_labels = np.concatenate([img.labels for img in gt.test] + [np.zeros(0, np.int64)])
+    hoi_img = np.concatenate([np.full(len(img.hois), i, np.int64) for i, img in enumerate(gt.test)] + [np.zeros(0, np.int64)])
+    hois = np.concatenate([img.hois for img in gt.test] + [np.zeros((0, 3), np.int64)])
+    hoi_sub = hois[:, 0] + box_offsets[hoi_img]
+    hoi_obj = hois[:, 1] + box_offsets[hoi_img]
+    triplets = np.stack([gt_labels[hoi_sub], gt_labels[hoi_obj], hois[:, 2]], 1)
+    cats = _build_categories(gt, triplets, opt.categories == "all_600")
+    num_cats = len(cats.keys)
+    key_index = {k: c for c, k in enumerate(cats.keys)}
+    hoi_cat = np.array([key_index.get(k, -1) for k in map(tuple, triplets.tolist())], dtype=np.int64)
+    npos = np.bincount(hoi_cat[hoi_cat >= 0], minlength=num_cats)
+
+    known = None
+    if setting == "known_object":
+        if gt.known_objects is None:
+            raise HqmError(f"{gt.source}: the Known-Object setting needs known-object labels")
+        known = np.zeros((len(gt.test), NUM_OBJECT_CLASSES), dtype=bool)
+        for i, img in enumerate(gt.test):
+            objs = gt.known_objects.get(img.file_name)
+            if objs is not None:
+                known[i, objs] = True
+
+    # --- candidates ------------------------------------------------------------------------------
+    c_img, c_sub, c_obj, c_cat, c_score = _gather_candidates(gt, preds, cats, opt, known)
+    c_sub, c_obj = c_sub.astype(opt.iou_dtype), c_obj.astype(opt.iou_dtype)
+    if opt.round_boxes:
+        c_sub, c_obj = _round_matlab(c_sub), _round_matlab(c_obj)
+    if opt.det_box_offset:
+        off = np.asarray(opt.det_box_offset, dtype=opt.iou_dtype)
+        c_sub, c_obj = c_sub + off, c_obj + off
+
+    # --- candidate x GT-HOI pairs of the same image and category -------------------------------------
+    valid_hoi = np.nonzero(hoi_cat >= 0)[0]
+    gt_key = hoi_img[valid_hoi] * num_cats + hoi_cat[valid_hoi]
+    by_key = valid_hoi[np.argsort(gt_key, kind="stable")]  # GT order kept within a key
+    sorted_keys = np.sort(gt_key, kind="stable")
+    c_key = c_img * num_cats + c_cat
+    lo = np.searchsorted(sorted_keys, c_key, side="left")
+    counts = np.searchsorted(sorted_keys, c_key, side="right") - lo
+    pair_cand = np.repeat(np.arange(len(c_key)), counts)
+    pair_start = np.repeat(np.cumsum(counts) - counts, counts)
+    pair_hoi = by_key[np.repeat(lo, counts) + np.arange(len(pair_cand)) - pair_start]
+    iou_sub = _iou(c_sub[pair_cand], gt_boxes[hoi_sub[pair_hoi]], opt.intersection)
+    iou_obj = _iou(c_obj[pair_cand], gt_boxes[hoi_obj[pair_hoi]], opt.intersection)
+    # class-aware IoU: the subject of every candidate is a person (label 0)
+    iou_sub = np.where(gt_labels[hoi_sub[pair_hoi]] == 0, iou_sub, 0)
+    overlap = np.minimum(iou_sub, iou_obj)
+    matched = (iou_sub >= IOU_THRESHOLD) & (iou_obj >= IOU_THRESHOLD)
+    # best GT per candidate: the first pair (GT order) with the largest overlap among matches
+    score_pairs = np.where(matched, overlap, -1).astype(np.float64)
+    best_of_cand = np.full(len(c_key), -1.0)
+    np.maximum.at(best_of_cand, pair_cand, score_pairs)
+    is_best = matched & (score_pairs == best_of_cand[pair_cand])
+    first_cand, first_pos = np.unique(pair_cand[is_best], return_index=True)
+    best_hoi = np.full(len(c_key), -1, dtype=np.int64)
+    best_hoi[first_cand] = pair_hoi[is_best][first_pos]
+
+    # --- TP = first candidate (image score order) whose best GT is that GT: no fallback -----------
+    is_tp = np.zeros(len(c_key), dtype=bool)
+    has = np.nonzero(best_hoi >= 0)[0]
+    _, first = np.unique(best_hoi[has], return_index=True)
+    is_tp[has[first]] = True
+
+    # --- AP ---------------------------------------------------------------------------------------
+    ranked = rank_detections(c_cat, c_score, is_tp, np.maximum(npos, 1), stable=opt.stable_sort)
+    ap = eleven_point_ap(ranked, THRESHOLDS[opt.ap_thresholds])
+    rec = max_recall(ranked)
+    ap[npos == 0], rec[npos == 0] = 0.0, 0.0
+    num_det = np.bincount(c_cat, minlength=num_cats)
+    num_tp = np.bincount(c_cat[is_tp], minlength=num_cats)
+    return _summary(gt, cats, opt, ap, rec, npos, num_det, num_tp, len(predictions))
+
+
+def _summary(gt, cats: _Categories, opt: HicoOptions, ap, rec, npos, num_det, num_tp, num_pred_images) -> dict:
+    if opt.categories == "all_600":  # official rule: fewer than 10 training instances, 0 included
+        counts = np.array([gt.train_counts.get(k, 0) for k in cats.keys])
+        split = np.where(counts < 10, "rare", "non-rare")
+    else:  # QPIC: only triplets seen in training are rare / non-rare
+        counts = np.array([gt.train_counts.get(k, -1) for k in cats.keys])
+        split = np.where(counts < 0, "test-only", np.where(counts < 10, "rare", "non-rare"))
+    rare, non_rare = split == "rare", split == "non-rare"
+
+    def mean(x: np.ndarray) -> float:
+        return float(np.mean(x)) if len(x) else 0.0
+
+    per_category = [
+        {"triplet": list(k), "hoi_id": h, "split": str(s), "ap": float(a), "max_recall": float(r),
+         "num_gt": int(n), "num_det": int(d), "num_tp": int(t)}
+        for k, h, s, a, r, n, d, t in zip(cats.keys, cats.hoi_ids, split, ap, rec, npos, num_det, num_tp)
+    ]  # fmt: skip
+    names = {img.file_name for img in gt.test}
+    return {
+        "mAP": mean(ap), "mAP rare": mean(ap[rare]), "mAP non-rare": mean(ap[non_rare]),
+        "mean max recall": mean(rec),
+        "num_categories_evaluated": len(cats.keys), "num_categories_rare": int(rare.sum()),
+        "num_categories_non_rare": int(non_rare.sum()), "num_test_images": len(names),
+        "options": {k: getattr(opt, k) for k in opt.__dataclass_fields__},
+        "per_category": per_category,
+    }  # fmt: skip
