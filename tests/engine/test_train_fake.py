@@ -1,0 +1,114 @@
+"""The training loop on tiny stand-ins: artefacts, determinism, accumulation, DDP, kill + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import hqm.engine.train as engine_train
+from hqm.engine.distributed import DistEnv
+from hqm.io import read_json
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+import fakes  # noqa: E402
+
+CPU = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+def run_here(run_dir, monkeypatch, **train_kw):
+    monkeypatch.setattr(engine_train, "evaluate_model", fakes.fake_evaluate)
+    return engine_train.run_training(fakes.fake_config(**train_kw), run_dir, CPU, fakes.fake_components())
+
+
+def run_process(run_dir, nproc=1, sleep=0.0, wait=True, **train_kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1", HQM_TEST_STEP_SLEEP=str(sleep))
+    script = [str(HERE / "fake_run.py"), str(run_dir), json.dumps(train_kw)]
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *script]
+    else:
+        cmd = [sys.executable, *script]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # own process group: kill -9 hits torchrun's workers too
+    if wait:
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out
+    return proc
+
+
+def weights(run_dir):
+    return torch.load(Path(run_dir) / "checkpoint.pth", weights_only=True)["model"]
+
+
+def test_run_writes_artefacts_and_same_seed_gives_identical_weights(tmp_path, monkeypatch):
+    metrics = run_here(tmp_path / "a", monkeypatch)
+    run_here(tmp_path / "b", monkeypatch)
+    for name in ("checkpoint.pth", "metrics.json", "log.jsonl", "config.yaml", "state/last.pth"):
+        assert (tmp_path / "a" / name).is_file(), name
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    saved = torch.load(tmp_path / "a" / "checkpoint.pth", weights_only=True)
+    assert set(saved) == {"model", "config", "epoch", "hqm_version"} and saved["epoch"] == 2
+    assert read_json(tmp_path / "a" / "metrics.json") == metrics
+    assert metrics["epoch"] == 2 and metrics["selected_on_test"] is False and "best" not in metrics
+    assert metrics["hico"]["qpic"]["default"]["num_images"] == 5
+    lines = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+    assert lines[0]["lr"] == pytest.approx(1e-2) and lines[1]["lr"] == pytest.approx(1e-3)  # StepLR
+    assert "test" not in lines[0] and lines[1]["test"]["qpic"]["default"]["num_images"] == 5
+    assert {"train_loss", "train_loss_obj_ce", "images_per_s", "epoch_time"} <= set(lines[0])
+
+
+def test_select_best_is_labelled_selected_on_test(tmp_path, monkeypatch):
+    metrics = run_here(tmp_path, monkeypatch, epochs=3, eval_every_epochs=1, select_best=True)
+    history = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    scores = [h["test"]["qpic"]["default"]["mAP"] for h in history]
+    assert metrics["best"]["selected_on_test"] is True
+    assert metrics["best"]["epoch"] == 1 + scores.index(max(scores))
+    assert metrics["hico"]["qpic"]["default"]["mAP"] == scores[-1]
+
+
+@pytest.mark.slow
+def test_accumulation_and_two_process_ddp_match_one_big_batch(tmp_path, monkeypatch):
+    run_here(tmp_path / "big", monkeypatch, micro_batch_size=4)  # 1 process x batch 4
+    run_here(tmp_path / "accum", monkeypatch, micro_batch_size=2)  # 1 process x 2 x 2 accumulation
+    run_process(tmp_path / "ddp", nproc=2, micro_batch_size=2)  # 2 processes x batch 2 (gloo)
+    big = weights(tmp_path / "big")
+    for other in ("accum", "ddp"):
+        w = weights(tmp_path / other)
+        for k in big:
+            torch.testing.assert_close(w[k], big[k], rtol=1e-5, atol=1e-6, msg=f"{other}: {k}")
+    m_big, m_ddp = read_json(tmp_path / "big" / "metrics.json"), read_json(tmp_path / "ddp" / "metrics.json")
+    assert m_ddp["hico"]["qpic"]["default"]["num_images"] == 5  # sharded 3 + 2, nothing repeated
+    assert m_ddp["hico"]["qpic"]["default"]["mAP"] == pytest.approx(m_big["hico"]["qpic"]["default"]["mAP"], rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_kill_9_and_restart_ends_identical(tmp_path, nproc):
+    kw = dict(epochs=3, checkpoint_every_iters=1, dropout=0.3)  # dropout: RNG state must resume too
+    run_process(tmp_path / "whole", nproc=nproc, **kw)
+    victim = tmp_path / "killed"
+    proc = run_process(victim, nproc=nproc, sleep=0.15, wait=False, **kw)
+    state = victim / "state" / "last.pth"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        saved = torch.load(state, weights_only=False) if state.is_file() else {"epoch": 0}
+        if saved["epoch"] >= 1 and saved["step"] >= 1:  # inside epoch 2: resumes mid-epoch
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (victim / "metrics.json").exists(), "killed too late to test anything"
+    run_process(victim, nproc=nproc, **kw)
+    assert read_json(victim / "metrics.json") == read_json(tmp_path / "whole" / "metrics.json")
+    a, b = weights(victim), weights(tmp_path / "whole")
+    assert all(torch.equal(a[k], b[k]) for k in a)
