@@ -1,0 +1,156 @@
+"""QPIC's training augmentation and test transform (method.md §2.3), every scale configurable.
+
+Transforms take and return ``(image, boxes, box_ids)``: a PIL image, ``boxes`` FloatTensor[N, 4]
+absolute xyxy in pixels of the current image and ``box_ids`` LongTensor[N], the index of each box in
+the annotation file, so the dataset can tell which boxes a crop removed. Randomness comes from
+torch's global generator (seeded per DataLoader worker by torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torchvision.transforms.functional as F
+from PIL import Image
+from torchvision.transforms import ColorJitter
+
+from hqm.config import AugmentConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Sample = tuple[Image.Image, torch.Tensor, torch.Tensor]
+Transform = Callable[[Image.Image, torch.Tensor, torch.Tensor], Sample]
+
+
+def _randint(low: int, high: int) -> int:
+    """Uniform integer in [low, high] inclusive."""
+    return int(torch.randint(low, high + 1, (1,)).item())
+
+
+def hflip(image: Image.Image, boxes: torch.Tensor, box_ids: torch.Tensor) -> Sample:
+    """Mirror the image; x1' = W - x2, x2' = W - x1."""
+    w = image.width
+    flipped = boxes[:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0]) + torch.tensor([w, 0.0, w, 0.0])
+    return F.hflip(image), flipped, box_ids
+
+
+def resized_shape(width: int, height: int, size: int, max_size: int | None) -> tuple[int, int]:
+    """(h, w) with the shorter side ``size`` unless that pushes the longer side past ``max_size``."""
+    short, long = min(width, height), max(width, height)
+    if max_size is not None and long / short * size > max_size:
+        size = int(round(max_size * short / long))
+    if short == size:
+        return height, width
+    if width < height:
+        return int(size * height / width), size
+    return size, int(size * width / height)
+
+
+def resize(image: Image.Image, boxes: torch.Tensor, box_ids: torch.Tensor, size: int, max_size: int | None) -> Sample:
+    h, w = resized_shape(image.width, image.height, size, max_size)
+    scale = torch.tensor([w / image.width, h / image.height, w / image.width, h / image.height])
+    return F.resize(image, [h, w]), boxes * scale, box_ids
+
+
+def crop(image: Image.Image, boxes: torch.Tensor, box_ids: torch.Tensor, top: int, left: int, height: int, width: int) -> Sample:
+    """Crop; boxes are shifted and clipped to the crop, boxes left with no area are removed."""
+    shifted = boxes - torch.tensor([left, top, left, top], dtype=boxes.dtype)
+    shifted[:, 0::2] = shifted[:, 0::2].clamp(0, width)
+    shifted[:, 1::2] = shifted[:, 1::2].clamp(0, height)
+    keep = (shifted[:, 2] > shifted[:, 0]) & (shifted[:, 3] > shifted[:, 1])
+    return F.crop(image, top, left, height, width), shifted[keep], box_ids[keep]
+
+
+class Compose:
+    def __init__(self, transforms: Sequence[Transform]):
+        self.transforms = list(transforms)
+
+    def __call__(self, image, boxes, box_ids) -> Sample:
+        for t in self.transforms:
+            image, boxes, box_ids = t(image, boxes, box_ids)
+        return image, boxes, box_ids
+
+
+class RandomHorizontalFlip:
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, image, boxes, box_ids) -> Sample:
+        if torch.rand(()).item() < self.p:
+            return hflip(image, boxes, box_ids)
+        return image, boxes, box_ids
+
+
+class RandomResize:
+    """Shorter side drawn uniformly from ``sizes``; longer side at most ``max_size``."""
+
+    def __init__(self, sizes: Sequence[int], max_size: int | None = None):
+        self.sizes, self.max_size = list(sizes), max_size
+
+    def __call__(self, image, boxes, box_ids) -> Sample:
+        size = self.sizes[_randint(0, len(self.sizes) - 1)]
+        return resize(image, boxes, box_ids, size, self.max_size)
+
+
+class RandomSizeCrop:
+    """Crop width and height each uniform in [min_size, min(side, max_size)], random position."""
+
+    def __init__(self, min_size: int, max_size: int):
+        self.min_size, self.max_size = min_size, max_size
+
+    def __call__(self, image, boxes, box_ids) -> Sample:
+        w = _randint(min(self.min_size, image.width), min(image.width, self.max_size))
+        h = _randint(min(self.min_size, image.height), min(image.height, self.max_size))
+        top = _randint(0, image.height - h)
+        left = _randint(0, image.width - w)
+        return crop(image, boxes, box_ids, top, left, h, w)
+
+
+class RandomSelect:
+    """``first`` with probability ``p``, otherwise ``second``."""
+
+    def __init__(self, first: Transform, second: Transform, p: float = 0.5):
+        self.first, self.second, self.p = first, second, p
+
+    def __call__(self, image, boxes, box_ids) -> Sample:
+        if torch.rand(()).item() < self.p:
+            return self.first(image, boxes, box_ids)
+        return self.second(image, boxes, box_ids)
+
+
+class PhotometricJitter:
+    """Brightness, contrast and saturation jitter (boxes untouched)."""
+
+    def __init__(self, strength: float):
+        self.jitter = ColorJitter(brightness=strength, contrast=strength, saturation=strength) if strength > 0 else None
+
+    def __call__(self, image, boxes, box_ids) -> Sample:
+        return (self.jitter(image) if self.jitter else image), boxes, box_ids
+
+
+def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> FloatTensor[3, H, W] normalised with the ImageNet statistics."""
+    return F.normalize(F.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def build_train_transform(aug: AugmentConfig) -> Compose:
+    """Flip -> jitter -> (resize | resize, crop, resize)."""
+    return Compose([
+        RandomHorizontalFlip(aug.flip_prob),
+        PhotometricJitter(aug.color_jitter),
+        RandomSelect(
+            RandomResize(aug.scales, max_size=aug.max_size),
+            Compose([
+                RandomResize(aug.crop_resize_scales),
+                RandomSizeCrop(aug.crop_min_size, aug.crop_max_size),
+                RandomResize(aug.scales, max_size=aug.max_size),
+            ]),
+        ),
+    ])  # fmt: skip
+
+
+def build_test_transform(aug: AugmentConfig) -> Compose:
+    """Shorter side ``test_scale``, longer side at most ``max_size``."""
+    return Compose([RandomResize([aug.test_scale], max_size=aug.max_size)])

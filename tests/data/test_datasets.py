@@ -1,0 +1,150 @@
+"""Datasets: QPIC targets, grouping by pair, dropped HOIs, V-COCO missing objects, collate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from hqm.config import AugmentConfig, DatasetConfig
+from hqm.data import classes
+from hqm.data.datasets import HOIDataset, build_dataset, collate, dataset_meta
+from hqm.data.transforms import Compose, crop
+from hqm.errors import HqmError
+
+SMALL = AugmentConfig(scales=[64, 80, 96], max_size=160, crop_resize_scales=[64, 96], crop_min_size=40,
+                      crop_max_size=80, test_scale=96)  # fmt: skip
+
+
+def test_meta_reports_class_counts(hico_root, vcoco_root):
+    hico = dataset_meta(DatasetConfig(format="hico", root=str(hico_root)))
+    vcoco = dataset_meta(DatasetConfig(format="vcoco", root=str(vcoco_root)))
+    assert (hico.num_obj_classes, hico.num_verb_classes, hico.correct_mat.shape) == (80, 117, (117, 80))
+    assert (vcoco.num_obj_classes, vcoco.num_verb_classes, vcoco.correct_mat.shape) == (81, 29, (29, 80))
+    assert vcoco.official_root == vcoco_root / "official"
+
+
+def test_hico_test_item_matches_the_file(hico_root):
+    ds = build_dataset(DatasetConfig(format="hico", root=str(hico_root)), "test", SMALL)
+    entries = json.loads((hico_root / "annotations" / "test_hico.json").read_text())
+    image, target = ds[1]
+    entry = entries[1]
+    assert image.shape == (3, 96, 96) and target["file_name"] == entry["file_name"]
+    assert target["orig_size"].tolist() == [96, 96] and target["aug_size"].tolist() == [96, 96]
+    # one target per distinct (subject, object) box pair, verbs multi-hot
+    pairs = {}
+    for h in entry["hoi_annotation"]:
+        pairs.setdefault((h["subject_id"], h["object_id"]), set()).add(h["category_id"] - 1)
+    assert len(target["obj_labels"]) == len(pairs)
+    for k, ((s, o), verbs) in enumerate(pairs.items()):
+        assert set(target["verb_labels"][k].nonzero().flatten().tolist()) == verbs
+        assert target["obj_labels"][k] == classes.coco_id_to_index(entry["annotations"][o]["category_id"])
+        x1, y1, x2, y2 = entry["annotations"][s]["bbox"]
+        expected = torch.tensor([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]) / 96
+        assert torch.allclose(target["sub_boxes"][k], expected, atol=1e-6)
+
+
+def test_train_items_have_boxes_in_range_across_augmentations(hico_root):
+    torch.manual_seed(0)
+    ds = build_dataset(DatasetConfig(format="hico", root=str(hico_root)), "train", SMALL)
+    for i in range(len(ds)):
+        image, t = ds[i]
+        assert t["aug_size"].tolist() == list(image.shape[1:])
+        for boxes in (t["sub_boxes"], t["obj_boxes"]):
+            assert ((boxes >= 0) & (boxes <= 1)).all()
+        assert t["verb_labels"].shape == (len(t["obj_labels"]), 117)
+        assert (t["verb_labels"].sum(1) >= 1).all()
+
+
+def test_crop_that_removes_the_object_drops_its_hoi(hico_root):
+    meta = dataset_meta(DatasetConfig(format="hico", root=str(hico_root)))
+    ds = HOIDataset(meta, "train", Compose([]))
+    index = next(i for i, r in enumerate(ds.records) if r.hois)
+    rec = ds.records[index]
+    _, target_full = ds[index]
+    s, o, _ = rec.hois[0]
+    x1, y1, x2, y2 = rec.boxes[o]
+    # keep only a strip left or right of the object: the object box vanishes
+    w = 96
+    region = (0, 0, 96, int(x1)) if x1 >= 8 else (0, int(np.ceil(x2)) + 1, 96, w - int(np.ceil(x2)) - 1)
+    ds.transform = lambda img, b, ids: crop(img, b, ids, *region)
+    _, target = ds[index]
+    assert len(target["obj_labels"]) < len(target_full["obj_labels"])
+
+
+def test_vcoco_missing_object_gets_label_80_and_zero_box(vcoco_root):
+    ds = build_dataset(DatasetConfig(format="vcoco", root=str(vcoco_root)), "test", SMALL)
+    seen = False
+    for i in range(len(ds)):
+        _, t = ds[i]
+        missing = t["obj_labels"] == classes.VCOCO_MISSING_OBJECT
+        assert (t["obj_boxes"][missing] == 0).all() and (t["obj_boxes"][~missing].sum(1) > 0).all()
+        seen |= bool(missing.any())
+    assert seen
+
+
+def test_collate_pads_bottom_right_and_masks_padding():
+    a = (torch.ones(3, 4, 6), {"i": 0})
+    b = (torch.full((3, 5, 3), 2.0), {"i": 1})
+    images, mask, targets = collate([a, b])
+    assert images.shape == (2, 3, 5, 6) and mask.shape == (2, 5, 6)
+    assert (images[0, :, :4, :6] == 1).all() and (images[0, :, 4:] == 0).all()
+    assert mask[0, 4:].all() and not mask[0, :4].any()
+    assert mask[1, :, 3:].all() and not mask[1, :, :3].any()
+    assert [t["i"] for t in targets] == [0, 1]
+
+
+def _copy_root(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_bad_annotations_name_file_and_entry(hico_root, tmp_path):
+    root = _copy_root(hico_root, tmp_path / "r")
+    test_file = root / "annotations" / "test_hico.json"
+    entries = json.loads(test_file.read_text())
+    cfg = DatasetConfig(format="hico", root=str(root))
+
+    test_file.write_text(json.dumps(entries)[:-20])
+    with pytest.raises(HqmError, match="test_hico.json: malformed JSON"):
+        build_dataset(cfg, "test", SMALL)
+
+    bad = json.loads(json.dumps(entries))
+    bad[2]["hoi_annotation"][0]["object_id"] = 99
+    test_file.write_text(json.dumps(bad))
+    with pytest.raises(HqmError, match=r"test_hico.json: image 2 .*box index"):
+        build_dataset(cfg, "test", SMALL)
+
+    bad = json.loads(json.dumps(entries))
+    bad[1]["annotations"][0]["category_id"] = 12  # 12 is not a valid COCO id
+    test_file.write_text(json.dumps(bad))
+    with pytest.raises(HqmError, match=r"image 1 .*category_id 12"):
+        build_dataset(cfg, "test", SMALL)
+
+    bad = json.loads(json.dumps(entries))
+    hoi = bad[0]["hoi_annotation"][0]
+    hoi["category_id"] = 45  # kick
+    bad[0]["annotations"][hoi["object_id"]]["category_id"] = 19  # horse: "kick horse" is not a category
+    assert classes.hico_validity_matrix()[44, 17] == 0
+    test_file.write_text(json.dumps(bad))
+    with pytest.raises(HqmError, match="image 0 .*verb-object table"):
+        build_dataset(cfg, "test", SMALL)
+
+    test_file.write_text(json.dumps(entries))
+    ds = build_dataset(cfg, "test", SMALL)
+    (root / "images" / "test2015" / entries[0]["file_name"]).unlink()
+    with pytest.raises(HqmError, match="image file not found"):
+        ds[0]
+
+
+def test_train_images_with_out_of_range_box_index_are_dropped(hico_root, tmp_path):
+    root = _copy_root(hico_root, tmp_path / "r")
+    train_file = root / "annotations" / "trainval_hico.json"
+    entries = json.loads(train_file.read_text())
+    entries[0]["hoi_annotation"][0]["subject_id"] = len(entries[0]["annotations"])
+    train_file.write_text(json.dumps(entries))
+    ds = build_dataset(DatasetConfig(format="hico", root=str(root)), "train", SMALL)
+    assert len(ds) == len(entries) - 1 and ds.records[0].file_name == entries[1]["file_name"]

@@ -1,0 +1,115 @@
+"""The synthetic HOI dataset: layouts, conventions, determinism, rare split."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from hqm.cli import main
+from hqm.config import SyntheticConfig
+from hqm.data import classes
+from hqm.data.synthetic import RARE_COMBINATIONS, hico_verbs_for, make_synthetic
+from hqm.data.vcoco_convert import convert_vcoco
+from hqm.errors import HqmError
+
+TINY = SyntheticConfig(seed=3, num_train=24, num_test=8, image_size=96)  # as in conftest.py
+
+
+def _digest(root):
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_seed_gives_byte_identical_output_and_other_seed_differs(tmp_path, hico_root):
+    make_synthetic(TINY, "hico", tmp_path / "again")
+    assert _digest(tmp_path / "again") == _digest(hico_root)
+    other = SyntheticConfig(**{**TINY.__dict__, "seed": TINY.seed + 1})
+    make_synthetic(other, "hico", tmp_path / "other")
+    assert _digest(tmp_path / "other") != _digest(hico_root)
+
+
+def test_hico_layout_and_conventions(hico_root):
+    ann = hico_root / "annotations"
+    train = json.loads((ann / "trainval_hico.json").read_text())
+    test = json.loads((ann / "test_hico.json").read_text())
+    assert len(train) == TINY.num_train and len(test) == TINY.num_test
+    assert np.array_equal(np.load(ann / "corre_hico.npy"), classes.hico_validity_matrix())
+    lookup = classes.hico_hoi_id_lookup()
+    for entry in train:
+        assert entry["img_id"] == int(entry["file_name"][-12:-4])
+        assert (hico_root / "images" / "train2015" / entry["file_name"]).is_file()
+        for box in entry["annotations"]:
+            x1, y1, x2, y2 = box["bbox"]
+            assert 0 <= x1 < x2 < TINY.image_size and 0 <= y1 < y2 < TINY.image_size  # 0-based inclusive
+        for hoi in entry["hoi_annotation"]:
+            assert entry["annotations"][hoi["subject_id"]]["category_id"] == 1
+            obj = classes.coco_id_to_index(entry["annotations"][hoi["object_id"]]["category_id"])
+            assert lookup[(obj, hoi["category_id"] - 1)] == hoi["hoi_category_id"]
+    for entry in test:
+        assert set(entry) == {"file_name", "annotations", "hoi_annotation"}
+        for box in entry["annotations"]:
+            x1, y1, x2, y2 = box["bbox"]
+            assert 1 <= x1 < x2 <= TINY.image_size and 1 <= y1 < y2 <= TINY.image_size  # 1-based
+    known = json.loads((ann / "known_objects_test.json").read_text())
+    assert known["format"] == "hico_known_objects" and set(known["images"]) == {e["file_name"] for e in test}
+
+
+def test_every_image_has_people_objects_and_most_have_an_interaction(hico_root):
+    train = json.loads((hico_root / "annotations" / "trainval_hico.json").read_text())
+    with_hoi = sum(bool(e["hoi_annotation"]) for e in train)
+    assert with_hoi == len(train)  # the first person always interacts and is placed first
+    assert all(any(a["category_id"] == 1 for a in e["annotations"]) for e in train)
+
+
+def test_rare_split_has_rare_and_non_rare_categories(tmp_path):
+    cfg = SyntheticConfig(seed=0, num_train=300, num_test=60)
+    make_synthetic(cfg, "hico", tmp_path / "h")
+    train = json.loads((tmp_path / "h" / "annotations" / "trainval_hico.json").read_text())
+    counts = Counter(h["hoi_category_id"] for e in train for h in e["hoi_annotation"])
+    rare = {c for c, n in counts.items() if n < 10}
+    assert rare and len(counts) - len(rare) >= 5
+    names = classes.coco_object_names()
+    rare_ids = {classes.hico_hoi_id_lookup()[(names.index(o), v)] for p, o in RARE_COMBINATIONS for v in hico_verbs_for(p, o)}
+    assert rare_ids & rare
+
+
+def test_vcoco_official_layout_converts_to_the_written_qpic_files(vcoco_root, tmp_path):
+    official = vcoco_root / "official"
+    for rel in ("data/instances_vcoco_all_2014.json", "data/vcoco/vcoco_trainval.json",
+                "data/vcoco/vcoco_test.json", "data/splits/vcoco_test.ids", "prior.pickle"):  # fmt: skip
+        assert (official / rel).is_file(), rel
+    convert_vcoco(official / "data", official / "prior.pickle", tmp_path)
+    for name in ("trainval_vcoco.json", "test_vcoco.json"):
+        assert json.loads((tmp_path / name).read_text()) == json.loads((vcoco_root / "annotations" / name).read_text())
+    test = json.loads((vcoco_root / "annotations" / "test_vcoco.json").read_text())
+    verbs = {h["category_id"] for e in test for h in e["hoi_annotation"]}
+    agent_only = {classes.VCOCO_VERB_CLASSES.index(a) for a in ("stand", "run")}
+    assert verbs & agent_only and verbs - agent_only
+    assert any(h["object_id"] == -1 for e in test for h in e["hoi_annotation"])
+    corre = np.load(vcoco_root / "annotations" / "corre_vcoco.npy")
+    for e in test:
+        for h in e["hoi_annotation"]:
+            if h["object_id"] >= 0:
+                obj = classes.coco_id_to_index(e["annotations"][h["object_id"]]["category_id"])
+                assert corre[h["category_id"], obj] == 1
+
+
+def test_cli_writes_dataset(tmp_path, capsys):
+    rc = main(["make-synthetic", "--format", "hico", "--out", str(tmp_path / "d"), "--num-train", "3",
+               "--num-test", "2", "--seed", "5"])  # fmt: skip
+    assert rc == 0
+    assert len(list((tmp_path / "d" / "images" / "train2015").glob("*.jpg"))) == 3
+    assert json.loads(capsys.readouterr().out)["train"]["images"] == 3
+
+
+def test_bad_sizes_are_refused_without_output(tmp_path):
+    with pytest.raises(HqmError, match="image_size"):
+        make_synthetic(SyntheticConfig(image_size=32), "hico", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
