@@ -31,6 +31,7 @@ from hqm.data.annotations import (
 from hqm.data.classes import NUM_HICO_VERBS, NUM_OBJECT_CLASSES, hico_hoi_categories
 from hqm.errors import HqmError
 from hqm.evaluation.ap import THRESHOLDS, eleven_point_ap, max_recall, rank_detections
+from hqm.evaluation.matching import first_best, first_occurrence, join_on_key
 from hqm.evaluation.predictions import ImagePrediction, validate_predictions
 
 IOU_THRESHOLD = 0.5
@@ -106,7 +107,7 @@ def _build_categories(gt: HicoGroundTruth, gt_triplets: np.ndarray, all_600: boo
     return _Categories(keys, lookup, [hoi_of.get((o, v)) if s == 0 else None for s, o, v in keys])
 
 
-def _iou(a: np.ndarray, b: np.ndarray, rule: str) -> np.ndarray:
+def rowwise_iou(a: np.ndarray, b: np.ndarray, rule: str = "qpic") -> np.ndarray:
     """Row-wise IoU with the +1 pixel convention; a, b [P, 4] of one dtype -> [P]."""
     one = a.dtype.type(1)
     area_a = (a[:, 2] - a[:, 0] + one) * (a[:, 3] - a[:, 1] + one)
@@ -211,37 +212,19 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
         off = np.asarray(opt.det_box_offset, dtype=opt.iou_dtype)
         c_sub, c_obj = c_sub + off, c_obj + off
 
-    # --- candidate x GT-HOI pairs of the same image and category -------------------------------------
+    # --- candidate x GT-HOI pairs of the same image and category; best GT = first max ----------
     valid_hoi = np.nonzero(hoi_cat >= 0)[0]
-    gt_key = hoi_img[valid_hoi] * num_cats + hoi_cat[valid_hoi]
-    by_key = valid_hoi[np.argsort(gt_key, kind="stable")]  # GT order kept within a key
-    sorted_keys = np.sort(gt_key, kind="stable")
     c_key = c_img * num_cats + c_cat
-    lo = np.searchsorted(sorted_keys, c_key, side="left")
-    counts = np.searchsorted(sorted_keys, c_key, side="right") - lo
-    pair_cand = np.repeat(np.arange(len(c_key)), counts)
-    pair_start = np.repeat(np.cumsum(counts) - counts, counts)
-    pair_hoi = by_key[np.repeat(lo, counts) + np.arange(len(pair_cand)) - pair_start]
-    iou_sub = _iou(c_sub[pair_cand], gt_boxes[hoi_sub[pair_hoi]], opt.intersection)
-    iou_obj = _iou(c_obj[pair_cand], gt_boxes[hoi_obj[pair_hoi]], opt.intersection)
+    pair_cand, pair_pos = join_on_key(c_key, hoi_img[valid_hoi] * num_cats + hoi_cat[valid_hoi])
+    pair_hoi = valid_hoi[pair_pos]
+    iou_sub = rowwise_iou(c_sub[pair_cand], gt_boxes[hoi_sub[pair_hoi]], opt.intersection)
+    iou_obj = rowwise_iou(c_obj[pair_cand], gt_boxes[hoi_obj[pair_hoi]], opt.intersection)
     # class-aware IoU: the subject of every candidate is a person (label 0)
     iou_sub = np.where(gt_labels[hoi_sub[pair_hoi]] == 0, iou_sub, 0)
-    overlap = np.minimum(iou_sub, iou_obj)
     matched = (iou_sub >= IOU_THRESHOLD) & (iou_obj >= IOU_THRESHOLD)
-    # best GT per candidate: the first pair (GT order) with the largest overlap among matches
-    score_pairs = np.where(matched, overlap, -1).astype(np.float64)
-    best_of_cand = np.full(len(c_key), -1.0)
-    np.maximum.at(best_of_cand, pair_cand, score_pairs)
-    is_best = matched & (score_pairs == best_of_cand[pair_cand])
-    first_cand, first_pos = np.unique(pair_cand[is_best], return_index=True)
-    best_hoi = np.full(len(c_key), -1, dtype=np.int64)
-    best_hoi[first_cand] = pair_hoi[is_best][first_pos]
-
-    # --- TP = first candidate (image score order) whose best GT is that GT: no fallback -----------
-    is_tp = np.zeros(len(c_key), dtype=bool)
-    has = np.nonzero(best_hoi >= 0)[0]
-    _, first = np.unique(best_hoi[has], return_index=True)
-    is_tp[has[first]] = True
+    best_hoi = first_best(pair_cand, pair_hoi, np.minimum(iou_sub, iou_obj), matched, len(c_key))
+    # no fallback: TP iff first candidate (image score order) whose best GT is that GT
+    is_tp = first_occurrence(best_hoi)
 
     # --- AP ---------------------------------------------------------------------------------------
     ranked = rank_detections(c_cat, c_score, is_tp, np.maximum(npos, 1), stable=opt.stable_sort)
