@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hqm.engine.distributed import DistEnv, all_gather_objects, broadcast_object
+from hqm.errors import HqmError
 
 
 def shard_indices(num_items: int, env: DistEnv) -> list[int]:
@@ -103,3 +104,66 @@ def evaluate_model(model, dataset, collate_fn, meta, eval_cfg, env: DistEnv, num
     if env.is_main:
         metrics = evaluate_dataset(meta.format, meta.root, predictions, eval_cfg)
     return broadcast_object(metrics, env)
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    dataset_root: str,
+    fmt: str,
+    env: DistEnv,
+    released: str | None = None,
+    vcoco_pickle: str | None = None,
+) -> dict:
+    """Metrics of a checkpoint (ours, or a released QPIC / HQM one) on a dataset's test split.
+
+    Our checkpoints carry their run config (model size, augmentation, evaluation options); a
+    released one is the paper's R50 model with default settings. Inference is the QPIC path for
+    every method (method.md §8.6), so released HQM weights load into a plain QPIC detector.
+    """
+    from hqm.config import DatasetConfig, EvalConfig, RunConfig, from_dict
+    from hqm.data.datasets import build_dataset, collate, dataset_meta
+    from hqm.models.build import build_detector
+    from hqm.models.weights import load_checkpoint, load_weights
+
+    if released is None:
+        saved = load_checkpoint(checkpoint)
+        if not isinstance(saved.get("config"), dict):
+            raise HqmError(f"{checkpoint}: no 'config' entry; for released QPIC/HQM files pass --released")
+        cfg = from_dict(RunConfig, saved["config"], f"{checkpoint}: config")
+        model_cfg, method, hard = cfg.model, cfg.method, cfg.hard_queries
+        augment, eval_cfg = cfg.augment, cfg.evaluation
+    else:
+        from hqm.config import AugmentConfig, HardQueryConfig, ModelConfig
+
+        model_cfg, method, hard = ModelConfig(), "qpic", HardQueryConfig()
+        augment, eval_cfg = AugmentConfig(), EvalConfig()
+    ds = DatasetConfig(format=fmt, root=str(dataset_root))
+    meta = dataset_meta(ds)
+    model_cfg = from_dict(type(model_cfg), {**_plain(model_cfg), "init_weights": None, "backbone_weights": None})
+    model = build_detector(model_cfg, method, hard, meta.num_obj_classes, meta.num_verb_classes)
+    load_weights(model, checkpoint, trusted=released is not None)
+    model.to(env.device)
+    dataset = build_dataset(ds, "test", augment)
+    local = predict_shard(model, dataset, collate, env, eval_cfg.batch_size)
+    predictions = gather_predictions(local, env)
+    metrics = None
+    if env.is_main:
+        from hqm.evaluation.run import evaluate_dataset
+
+        result = evaluate_dataset(meta.format, meta.root, predictions, eval_cfg)
+        metrics = {"checkpoint": str(checkpoint), "released": released, "dataset_root": str(dataset_root),
+                   "format": fmt, "num_images": len(predictions)}
+        from hqm.engine.metrics_io import format_block
+
+        metrics.update(format_block(fmt, result))
+        if vcoco_pickle:
+            from hqm.evaluation.vcoco import write_official_pickle
+
+            write_official_pickle(vcoco_pickle, predictions, meta.correct_mat)
+    return broadcast_object(metrics, env)
+
+
+def _plain(obj) -> dict:
+    from hqm.config import to_dict
+
+    return to_dict(obj)
