@@ -39,15 +39,15 @@ def focal_verb_loss(logits: Tensor, targets: Tensor, clamp: bool = False) -> Ten
     the reference unless ``clamp`` (then p ∈ [1e-12, 1-1e-12]). Computed in float32.
     """
     prob = logits.float().sigmoid()
-    if clamp:
-        prob = prob.clamp(1e-12, 1 - 1e-12)
-    targets = targets.float()
+    if clamp:  # 1 - 1e-12 rounds to 1 in float32, so the clamped variant runs in float64
+        prob = logits.double().sigmoid().clamp(1e-12, 1 - 1e-12)
+    targets = targets.to(prob.dtype)
     pos = targets.eq(1).float()
     neg = targets.lt(1).float()
     pos_loss = (torch.log(prob) * (1 - prob).pow(2) * pos).sum()
     neg_loss = (torch.log(1 - prob) * prob.pow(2) * neg).sum()
     # N_pos = 0 -> -neg_loss, as the reference's branch, without a host sync
-    return -(pos_loss + neg_loss) / pos.sum().clamp(min=1)
+    return (-(pos_loss + neg_loss) / pos.sum().clamp(min=1)).float()
 
 
 def bce_verb_loss(logits: Tensor, targets: Tensor) -> Tensor:
