@@ -1,0 +1,30 @@
+"""Shared fixtures of the evaluation tests: paths of ../shared/fixtures and tiny GT builders."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+HICO = FIXTURES / "hico_eval"
+VCOCO = FIXTURES / "vcoco_eval"
+
+
+def _require(path: Path) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"evaluation fixtures not found at {path} (expected shared/ beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def hico_dir() -> Path:
+    return _require(HICO)
+
+
+@pytest.fixture(scope="session")
+def vcoco_dir() -> Path:
+    return _require(VCOCO)
+
+
+def box(*xyxy) -> np.ndarray:
+    return np.asarray(xyxy, dtype=np.float64)
