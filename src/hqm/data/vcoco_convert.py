@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from hqm.data import annotations as ann_io
 from hqm.data import classes
 from hqm.errors import HqmError
 from hqm.io import atomic_write, read_json, write_json
@@ -164,8 +167,17 @@ def convert_vcoco(official_data: str | os.PathLike, prior_path: str | os.PathLik
         path = official_data / "vcoco" / f"vcoco_{split}.json"
         converted[split] = convert_split(images, anns, _load_actions(path), path)
     corre = correct_matrix_from_prior(Path(prior_path))
-    for split, entries in converted.items():
-        write_json(out_dir / f"{split}_vcoco.json", entries, indent=None)
-    with atomic_write(out_dir / "corre_vcoco.npy", "wb") as handle:
-        np.save(handle, corre)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for split, entries in converted.items():
+            write_json(tmp / f"{split}_vcoco.json", entries, indent=None)
+            ann_io.read_vcoco_annotations(tmp / f"{split}_vcoco.json")  # re-read with the shared validator
+        with atomic_write(tmp / "corre_vcoco.npy", "wb") as handle:
+            np.save(handle, corre)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(tmp.iterdir()):
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {s: {"images": len(e), "hois": sum(len(x["hoi_annotation"]) for x in e)} for s, e in converted.items()}

@@ -1,0 +1,47 @@
+"""``hqm convert-hico`` / ``hqm convert-vcoco``: official annotations -> PPDM / QPIC files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers) -> None:
+    hico = subparsers.add_parser(
+        "convert-hico",
+        help="HICO-DET anno_bbox.mat (+ anno.mat) -> PPDM trainval/test JSON, corre_hico.npy",
+        description="Convert the original HICO-DET annotations to the PPDM layout used by QPIC "
+        "(evaluation.md §1.4); with --anno also write known_objects_test.json (Known-Object setting).",
+    )
+    hico.add_argument("--anno-bbox", required=True, help="hico_20160224_det/anno_bbox.mat")
+    hico.add_argument("--anno", help="hico_20160224_det/anno.mat (image-level labels)")
+    hico.add_argument("--out", required=True, help="output folder (<root>/annotations)")
+    hico.set_defaults(func=run_hico)
+    vcoco = subparsers.add_parser(
+        "convert-vcoco",
+        help="official V-COCO files + COCO 2014 annotations -> QPIC trainval/test JSON, corre_vcoco.npy",
+        description="Convert v-coco's data folder (instances_vcoco_all_2014.json, vcoco/vcoco_{trainval,test}.json) "
+        "and VSGNet's prior.pickle to QPIC's files (evaluation.md §2.3).",
+    )
+    vcoco.add_argument("--official-data", required=True, help="v-coco 'data' folder")
+    vcoco.add_argument("--prior", required=True, help="prior.pickle")
+    vcoco.add_argument("--out", required=True, help="output folder (<root>/annotations)")
+    vcoco.set_defaults(func=run_vcoco)
+
+
+
+def run_hico(args: argparse.Namespace) -> int:
+    from hqm.data.hico_convert import convert_hico
+
+    print(json.dumps(convert_hico(args.anno_bbox, args.anno, args.out)))
+    return 0
+
+
+def run_vcoco(args: argparse.Namespace) -> int:
+    from hqm.data.vcoco_convert import convert_vcoco
+
+    print(json.dumps(convert_vcoco(args.official_data, args.prior, args.out)))
+    return 0
+
+
+run = run_hico  # the module's default entry (cli contract); each sub-parser sets its own func

@@ -1,0 +1,34 @@
+"""``hqm fetch``: download and verify the external artefacts listed in params.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "fetch",
+        help="download + verify external files (datasets, annotations, DETR weights)",
+        description="Fetch the named artefacts of params.yaml's 'artefacts' section (all when none is named) "
+        "into the data dir. A file already at its destination is verified and used without network.",
+    )
+    parser.add_argument("names", nargs="*", help="artefact names (default: all)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data-dir", help="destination root (default: experiment.data_dir)")
+    parser.add_argument("--offline", action="store_true", help="never use the network; only verify")
+    parser.add_argument("--retries", type=int, default=5)
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hqm.config import load_params
+    from hqm.data.download import fetch_all
+
+    params = load_params(args.params)
+    data_dir = args.data_dir or params.experiment.data_dir
+    paths = fetch_all(params.artefacts, args.names, data_dir, offline=args.offline, retries=args.retries,
+                      progress=not args.no_progress)  # fmt: skip
+    print(json.dumps({name: str(path) for name, path in paths.items()}))
+    return 0

@@ -1,0 +1,199 @@
+"""Converters: HICO-DET .mat files built in the official struct layout, the V-COCO fixture."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+from hqm.cli import main
+from hqm.data import classes
+from hqm.data.hico_convert import convert_hico
+from hqm.data.vcoco_convert import convert_vcoco
+from hqm.errors import HqmError
+
+VCOCO_FIXTURE = Path("/work/shared/fixtures/vcoco_eval")
+if not VCOCO_FIXTURE.exists():
+    VCOCO_FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vcoco_eval"
+
+
+def _struct(fields: dict, n: int | None = None):
+    """A MAT struct array: dict of per-element value lists (n elements) -> numpy record array."""
+    n = len(next(iter(fields.values()))) if n is None else n
+    arr = np.zeros((1, n), dtype=[(k, object) for k in fields])
+    for k, values in fields.items():
+        for i, v in enumerate(values):
+            arr[0, i][k] = v
+    return arr
+
+
+def _boxes(boxes):
+    return _struct({"x1": [b[0] for b in boxes], "x2": [b[2] for b in boxes],
+                    "y1": [b[1] for b in boxes], "y2": [b[3] for b in boxes]}, len(boxes))  # fmt: skip
+
+
+def _hoi(hoi_id, humans, objects, conn, invis=0):
+    return {"id": hoi_id, "bboxhuman": _boxes(humans), "bboxobject": _boxes(objects),
+            "connection": np.asarray(conn, dtype=np.float64).reshape(-1, 2), "invis": invis}  # fmt: skip
+
+
+def _image(name, width, height, hois):
+    size = _struct({"width": [width], "height": [height], "depth": [3]})
+    keys = ("id", "bboxhuman", "bboxobject", "connection", "invis")
+    return {"filename": name, "size": size, "hoi": _struct({k: [h[k] for h in hois] for k in keys}, len(hois))}
+
+
+def _list_action():
+    cats = classes.hico_hoi_categories()
+    return _struct({"nname": [c.object_name for c in cats], "vname": [c.verb_name for c in cats],
+                    "vname_ing": [c.verb_name + "ing" for c in cats]})  # fmt: skip
+
+
+def _hoi_id(verb, obj):
+    names = classes.coco_object_names()
+    return classes.hico_hoi_id_lookup()[(names.index(obj), classes.hico_verb_names().index(verb))]
+
+
+def _write_mats(tmp_path, train=None, test=None):
+    ride, hold = _hoi_id("ride", "bicycle"), _hoi_id("hold", "bicycle")
+    kick = _hoi_id("kick", "sports_ball")
+    train = train or [
+        _image("HICO_train2015_00000007.jpg", 100, 80, [
+            _hoi(ride, [[10, 5, 40, 70]], [[20, 30, 90, 79]], [[1, 1]]),
+            _hoi(hold, [[10, 5, 40, 70], [50, 5, 60, 60]], [[20, 30, 90, 79]], [[1, 1], [2, 1]]),
+            _hoi(kick, [[1, 1, 5, 5]], [[2, 2, 6, 6]], [[1, 1]], invis=1),
+        ]),
+    ]  # fmt: skip
+    test = test or [
+        _image("HICO_test2015_00000001.jpg", 64, 48, [
+            _hoi(ride, [[1, 2, 30, 40]], [[5, 20, 60, 48]], [[1, 1]]),
+            _hoi(hold, [[1, 2, 30, 40]], [[5, 20, 60, 48]], [[1, 1]]),
+        ]),
+        _image("HICO_test2015_00000002.jpg", 64, 48, []),
+    ]  # fmt: skip
+
+    def bbox_array(images):
+        keys = ("filename", "size", "hoi")
+        return _struct({k: [im[k] for im in images] for k in keys}, len(images))
+
+    anno_bbox = tmp_path / "anno_bbox.mat"
+    scipy.io.savemat(anno_bbox, {"bbox_train": bbox_array(train), "bbox_test": bbox_array(test),
+                                 "list_action": _list_action().T})  # fmt: skip
+    labels = -np.ones((600, 2))
+    labels[ride - 1, 0] = 1
+    labels[kick - 1, 1] = 0  # ambiguous is not positive
+    anno = tmp_path / "anno.mat"
+    names = np.empty((2, 1), dtype=object)
+    names[0, 0], names[1, 0] = "HICO_test2015_00000001.jpg", "HICO_test2015_00000002.jpg"
+    scipy.io.savemat(anno, {"anno_test": labels, "list_test": names, "anno_train": np.zeros((600, 1)),
+                            "list_train": np.array([["x"]], dtype=object)})  # fmt: skip
+    return anno_bbox, anno
+
+
+def test_hico_conversion_follows_the_spec(tmp_path):
+    anno_bbox, anno = _write_mats(tmp_path)
+    summary = convert_hico(anno_bbox, anno, tmp_path / "out")
+    assert summary == {"train": {"images": 1, "hois": 3}, "test": {"images": 2, "hois": 2}}
+    train = json.loads((tmp_path / "out" / "trainval_hico.json").read_text())
+    test = json.loads((tmp_path / "out" / "test_hico.json").read_text())
+    ride, hold = _hoi_id("ride", "bicycle"), _hoi_id("hold", "bicycle")
+    verb = {n: classes.hico_verb_names().index(n) + 1 for n in ("ride", "hold")}
+    assert train == [{
+        "file_name": "HICO_train2015_00000007.jpg", "img_id": 7,
+        "annotations": [{"bbox": [9, 4, 39, 69], "category_id": 1}, {"bbox": [19, 29, 89, 78], "category_id": 2},
+                        {"bbox": [49, 4, 59, 59], "category_id": 1}],
+        "hoi_annotation": [
+            {"subject_id": 0, "object_id": 1, "category_id": verb["ride"], "hoi_category_id": ride},
+            {"subject_id": 0, "object_id": 1, "category_id": verb["hold"], "hoi_category_id": hold},
+            {"subject_id": 2, "object_id": 1, "category_id": verb["hold"], "hoi_category_id": hold}],
+    }]  # fmt: skip
+    first = test[0]
+    assert set(first) == {"file_name", "annotations", "hoi_annotation"}
+    assert [a["bbox"] for a in first["annotations"]] == [[1, 2, 30, 40], [5, 20, 60, 48]] * 2  # repeated, 1-based
+    assert first["hoi_annotation"] == [{"subject_id": 0, "object_id": 1, "category_id": verb["ride"]},
+                                       {"subject_id": 2, "object_id": 3, "category_id": verb["hold"]}]  # fmt: skip
+    assert test[1] == {"file_name": "HICO_test2015_00000002.jpg", "annotations": [], "hoi_annotation": []}
+    assert np.array_equal(np.load(tmp_path / "out" / "corre_hico.npy"), classes.hico_validity_matrix())
+    known = json.loads((tmp_path / "out" / "known_objects_test.json").read_text())
+    assert known["images"] == {"HICO_test2015_00000001.jpg": [1], "HICO_test2015_00000002.jpg": []}
+
+
+def test_hico_box_outside_image_is_an_error_and_writes_nothing(tmp_path):
+    ride = _hoi_id("ride", "bicycle")
+    train = [_image("HICO_train2015_00000003.jpg", 50, 50, [_hoi(ride, [[1, 1, 20, 60]], [[1, 1, 9, 9]], [[1, 1]])])]
+    anno_bbox, anno = _write_mats(tmp_path, train=train)
+    with pytest.raises(HqmError, match=r"anno_bbox.mat: bbox_train\(1\) \(HICO_train2015_00000003.jpg\) hoi\(1\): box .* outside"):
+        convert_hico(anno_bbox, anno, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["anno_bbox.mat", "anno.mat"]
+
+
+def test_hico_bad_connection_and_bad_files(tmp_path):
+    ride = _hoi_id("ride", "bicycle")
+    train = [_image("HICO_train2015_00000003.jpg", 50, 50, [_hoi(ride, [[1, 1, 20, 20]], [[1, 1, 9, 9]], [[1, 2]])])]
+    anno_bbox, anno = _write_mats(tmp_path, train=train)
+    with pytest.raises(HqmError, match=r"connection \(1, 2\) refers to a missing box"):
+        convert_hico(anno_bbox, anno, tmp_path / "out")
+    truncated = tmp_path / "truncated.mat"
+    truncated.write_bytes(anno_bbox.read_bytes()[:300])
+    with pytest.raises(HqmError, match="truncated.mat: unreadable .mat file"):
+        convert_hico(truncated, None, tmp_path / "out")
+    scipy.io.savemat(tmp_path / "empty.mat", {"x": np.zeros(1)})
+    with pytest.raises(HqmError, match="missing variable"):
+        convert_hico(tmp_path / "empty.mat", None, tmp_path / "out")
+
+
+def test_hico_list_action_must_match_the_hoi_list(tmp_path):
+    anno_bbox, _ = _write_mats(tmp_path)
+    mat = scipy.io.loadmat(anno_bbox)
+    mat["list_action"][3, 0]["vname"] = np.array(["kick"])
+    scipy.io.savemat(anno_bbox, {k: v for k, v in mat.items() if not k.startswith("__")})
+    with pytest.raises(HqmError, match=r"list_action\(4\)"):
+        convert_hico(anno_bbox, None, tmp_path / "out")
+
+
+def test_vcoco_conversion_reproduces_the_fixture(tmp_path):
+    rc = main(["convert-vcoco", "--official-data", str(VCOCO_FIXTURE / "data"),
+               "--prior", str(VCOCO_FIXTURE / "prior.pickle"), "--out", str(tmp_path)])  # fmt: skip
+    assert rc == 0
+    for name in ("trainval_vcoco.json", "test_vcoco.json"):
+        assert json.loads((tmp_path / name).read_text()) == json.loads((VCOCO_FIXTURE / "annotations" / name).read_text())
+    assert np.array_equal(np.load(tmp_path / "corre_vcoco.npy"), np.load(VCOCO_FIXTURE / "annotations" / "corre_vcoco.npy"))
+
+
+def _fixture_copy(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(VCOCO_FIXTURE / "data", data)
+    for p in data.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return data
+
+
+def test_vcoco_bad_inputs_name_file_and_entry(tmp_path):
+    data = _fixture_copy(tmp_path)
+    prior = VCOCO_FIXTURE / "prior.pickle"
+    test_file = data / "vcoco" / "vcoco_test.json"
+    original = test_file.read_text()
+    test_file.write_text(original[: len(original) // 2])
+    with pytest.raises(HqmError, match="vcoco_test.json: malformed JSON"):
+        convert_vcoco(data, prior, tmp_path / "out")
+    actions = json.loads(original)
+    actions[3]["image_id"][0] = 999_999_999
+    test_file.write_text(json.dumps(actions))
+    with pytest.raises(HqmError, match=r"vcoco_test.json: action 'ride' person 0: image_id 999999999"):
+        convert_vcoco(data, prior, tmp_path / "out")
+    test_file.write_text(original)
+    coco = json.loads((data / "instances_vcoco_all_2014.json").read_text())
+    coco["annotations"][5]["category_id"] = 12
+    (data / "instances_vcoco_all_2014.json").write_text(json.dumps(coco))
+    with pytest.raises(HqmError, match=r"annotations\[5\]: category_id 12"):
+        convert_vcoco(data, prior, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "bad.pickle").write_bytes(b"\x80\x02garbage")
+    shutil.copy(VCOCO_FIXTURE / "data" / "instances_vcoco_all_2014.json", data / "instances_vcoco_all_2014.json")
+    with pytest.raises(HqmError, match="bad.pickle: unreadable pickle"):
+        convert_vcoco(data, tmp_path / "bad.pickle", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
