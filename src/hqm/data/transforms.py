@@ -43,9 +43,10 @@ def resized_shape(width: int, height: int, size: int, max_size: int | None) -> t
         size = int(round(max_size * short / long))
     if short == size:
         return height, width
-    if width < height:
-        return int(size * height / width), size
-    return size, int(size * width / height)
+    new_long = int(size * long / short)
+    if max_size is not None:
+        new_long = min(new_long, max_size)  # rounding of ``size`` may overshoot by one pixel
+    return (new_long, size) if width < height else (size, new_long)
 
 
 def resize(image: Image.Image, boxes: torch.Tensor, box_ids: torch.Tensor, size: int, max_size: int | None) -> Sample:
