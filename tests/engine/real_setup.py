@@ -36,3 +36,51 @@ def tiny_config(root: Path, method: str = "qpic", **train_kw) -> RunConfig:
                      variant=method, method=method, seed=42, model=model, augment=augment,
                      train=TrainConfig(**train),
                      evaluation=EvalConfig(hico_protocols=["qpic"], hico_settings=["default"], batch_size=2))
+
+
+def uniform_components(cfg: RunConfig):
+    """Real detector + criterion on 4 training images of one size, each with one pair and one verb.
+
+    The test transform (no random augmentation) keeps every image the same size, and with equal
+    per-image statistics the per-micro-batch normalisers (object CE mean, focal N_pos, object-box
+    count) agree with the single-batch ones: accumulation must reproduce the big batch.
+    """
+    import torch
+    from torch.utils.data import Subset
+
+    from hqm.engine.train import build_components
+
+    torch.manual_seed(0)
+    comps = build_components(cfg)
+    fixed = type(comps.test_set)(comps.train_set.meta, "train", comps.test_set.transform,
+                                 comps.train_set.max_boxes)
+    keep = [i for i in range(len(fixed))
+            if len(fixed[i][1]["obj_labels"]) == 1 and fixed[i][1]["verb_labels"].sum() == 1]
+    assert len(keep) >= 4, keep
+    comps.train_set = Subset(fixed, keep[:4])
+    return comps
+
+
+def initial_weights(root) -> dict:
+    return uniform_components(tiny_config(Path(root), "qpic")).model.state_dict()
+
+
+def uniform_run(rank: int, world: int, root: str, run_dir: str, micro: int, port: int) -> None:
+    """One training epoch (= one optimiser step of 4 images) on :func:`uniform_components`."""
+    import os
+
+    import hqm.engine.train as engine_train
+    from hqm.engine.distributed import build_dist_env, shutdown
+
+    if world > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                          WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    cfg = tiny_config(Path(root), "qpic", epochs=1, micro_batch_size=micro)
+    evaluate = engine_train.evaluate_model
+    engine_train.evaluate_model = lambda *args, **kwargs: {"hico": {}}  # weights are what we compare
+    env = build_dist_env("cpu", 1)
+    try:
+        engine_train.run_training(cfg, run_dir, env, uniform_components(cfg))
+    finally:
+        engine_train.evaluate_model = evaluate
+        shutdown(env)

@@ -77,23 +77,9 @@ def test_select_best_is_labelled_selected_on_test(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_accumulation_and_two_process_ddp_match_one_big_batch(tmp_path, monkeypatch):
-    run_here(tmp_path / "big", monkeypatch, micro_batch_size=4)  # 1 process x batch 4
-    run_here(tmp_path / "accum", monkeypatch, micro_batch_size=2)  # 1 process x 2 x 2 accumulation
-    run_process(tmp_path / "ddp", nproc=2, micro_batch_size=2)  # 2 processes x batch 2 (gloo)
-    big = weights(tmp_path / "big")
-    for other in ("accum", "ddp"):
-        w = weights(tmp_path / other)
-        for k in big:
-            torch.testing.assert_close(w[k], big[k], rtol=1e-5, atol=1e-6, msg=f"{other}: {k}")
-    m_big, m_ddp = read_json(tmp_path / "big" / "metrics.json"), read_json(tmp_path / "ddp" / "metrics.json")
-    assert m_ddp["hico"]["qpic"]["default"]["num_images"] == 5  # sharded 3 + 2, nothing repeated
-    assert m_ddp["hico"]["qpic"]["default"]["mAP"] == pytest.approx(m_big["hico"]["qpic"]["default"]["mAP"], rel=1e-5)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("nproc", [1, 2])
-def test_kill_9_and_restart_ends_identical(tmp_path, nproc):
+def test_two_process_kill_9_and_restart_ends_identical(tmp_path):
+    """Per-rank RNG states (dropout) and loss sums survive kill -9 of a 2-process gloo run."""
+    nproc = 2
     kw = dict(epochs=3, checkpoint_every_iters=1, dropout=0.3)  # dropout: RNG state must resume too
     run_process(tmp_path / "whole", nproc=nproc, **kw)
     victim = tmp_path / "killed"

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
 
 def _forwarded_args(args: argparse.Namespace) -> list[str]:
     out = ["evaluate", "--checkpoint", args.checkpoint, "--dataset-root", args.dataset_root,
-           "--format", args.format, "--out", args.out, "--nproc", "1", "--device", args.device]
+           "--format", args.format, "--out", args.out, "--device", args.device]
     if args.vcoco_pickle:
         out += ["--vcoco-pickle", args.vcoco_pickle]
     if args.released:

@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
 
 
 def _forwarded_args(args: argparse.Namespace) -> list[str]:
-    return ["train", "--config", args.config, "--out", args.out, "--nproc", "1", "--device", args.device]
+    return ["train", "--config", args.config, "--out", args.out, "--device", args.device]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -102,7 +102,7 @@ def evaluate_model(model, dataset, collate_fn, meta, eval_cfg, env: DistEnv, num
     predictions = gather_predictions(local, env)
     metrics = None
     if env.is_main:
-        metrics = evaluate_dataset(meta.format, meta.root, predictions, eval_cfg)
+        metrics = evaluate_dataset(meta.format, meta.root, predictions, eval_cfg, per_category=False)
     return broadcast_object(metrics, env)
 
 
@@ -150,7 +150,7 @@ def evaluate_checkpoint(
     if env.is_main:
         from hqm.evaluation.run import evaluate_dataset
 
-        result = evaluate_dataset(meta.format, meta.root, predictions, eval_cfg)
+        result = evaluate_dataset(meta.format, meta.root, predictions, eval_cfg, per_category=False)
         metrics = {"checkpoint": str(checkpoint), "released": released, "dataset_root": str(dataset_root),
                    "format": fmt, "num_images": len(predictions)}
         from hqm.engine.metrics_io import format_block
