@@ -4,12 +4,15 @@
 # Every stage is one `hqm` command; dvc.yaml declares the same graph (tests/pipeline checks it).
 from snakemake.utils import min_version, validate
 
+from hqm.reporting.pipeline_params import retype_cli_strings
+
 min_version("9.0")
 
 
 configfile: "params.yaml"
 
 
+retype_cli_strings(config)  # --config values arrive as strings
 validate(config, "workflow/schemas/params.schema.yaml")
 
 

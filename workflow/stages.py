@@ -43,26 +43,24 @@ def build_stages(params: dict, params_file: str = "params.yaml") -> dict[str, di
     datasets = {name: params["datasets"][name] for name in exp["datasets"]}
     artefacts = params["artefacts"]
 
-    def artefact_files(prefixes: tuple[str, ...]) -> list[str]:
-        return [f"{data}/{a['path']}" for n, a in artefacts.items() if n.startswith(prefixes)]
+    def artefact_file(name: str) -> str:
+        return f"{data}/{artefacts[name]['path']}"
 
-    needed: list[str] = []
-    for ds in datasets.values():
-        if ds["source"] == "hico_det":
-            needed += artefact_files(("hico_det",))
-        elif ds["source"] == "vcoco":
-            needed += artefact_files(("vcoco", "coco"))
+    def artefact_dir(name: str) -> str:
+        return f"{data}/{artefacts[name].get('extract_to') or ''}".rstrip("/")
+
+    needed = {"hico_det": ["hico_20160224_det"], "vcoco": ["vcoco_data", "vcoco_prior"], "synthetic": []}
+    fetched = [n for ds in datasets.values() for n in needed[ds["source"]]]
     if exp["backbone_weights"] != "none":
-        needed.append(f"{data}/{artefacts[exp['backbone_weights']]['path']}")
-    for art_name, art in artefacts.items():
-        path = f"{data}/{art['path']}"
-        if path in needed:
-            stages[_name("fetch", art["path"].replace("/", "_"))] = {
-                "cmd": f"hqm fetch --params {params_file} --artefact {art_name} --data-dir {data}",
-                "params": [f"artefacts.{art_name}"],
-                "outs": [{path: {"persist": True}}],
-            }
+        fetched.append(exp["backbone_weights"])
+    for art_name in dict.fromkeys(fetched):
+        stages[_name("fetch", artefacts[art_name]["path"].replace("/", "_"))] = {
+            "cmd": f"hqm fetch {art_name} --params {params_file} --data-dir {data} --no-progress",
+            "params": [f"artefacts.{art_name}"],
+            "outs": [{artefact_file(art_name): {"persist": True}}],
+        }
 
+    ready = {}  # dataset -> what marks it built (train depends on it)
     for name, ds in datasets.items():
         root = ds["root"]
         if ds["source"] == "synthetic":
@@ -72,14 +70,24 @@ def build_stages(params: dict, params_file: str = "params.yaml") -> dict[str, di
                 "params": ["synthetic"],
                 "outs": [root],
             }
-        else:
-            rule, prefixes = ("convert_hico", ("hico_det",)) if ds["source"] == "hico_det" else ("convert_vcoco", ("vcoco", "coco"))
-            files = artefact_files(prefixes)
-            stages[_name(rule, name)] = {
-                "cmd": f"hqm {rule.replace('_', '-')} --inputs {' '.join(files)} --out {root}",
-                "deps": files,
-                "outs": [root],
+            ready[name] = root
+        elif ds["source"] == "hico_det":
+            raw = f"{artefact_dir('hico_20160224_det')}/hico_20160224_det"
+            stages[_name("convert_hico", name)] = {
+                "cmd": f"hqm convert-hico --anno-bbox {raw}/anno_bbox.mat --anno {raw}/anno.mat "
+                f"--out {root}/annotations",
+                "deps": [artefact_file("hico_20160224_det")],
+                "outs": [f"{root}/annotations"],
             }
+            ready[name] = f"{root}/annotations"
+        else:
+            stages[_name("convert_vcoco", name)] = {
+                "cmd": f"hqm convert-vcoco --official-data {artefact_dir('vcoco_data')} "
+                f"--prior {artefact_file('vcoco_prior')} --out {root}/annotations",
+                "deps": [artefact_file("vcoco_data"), artefact_file("vcoco_prior")],
+                "outs": [f"{root}/annotations"],
+            }
+            ready[name] = f"{root}/annotations"
 
     weights = {}
     if exp["backbone_weights"] != "none":
@@ -112,7 +120,7 @@ def build_stages(params: dict, params_file: str = "params.yaml") -> dict[str, di
                 nproc = gpus if gpus > 0 else exp["cpu_procs_per_run"]
                 stages[_name("train", name, variant, f"seed{seed}")] = {
                     "cmd": f"hqm train --config {run}/run_config.yaml --out {run} --nproc {nproc}",
-                    "deps": [f"{run}/run_config.yaml", ds["root"]] + ([init] if init else []),
+                    "deps": [f"{run}/run_config.yaml", ready[name]] + ([init] if init else []),
                     "params": keys,
                     "outs": [f"{run}/checkpoint.pth", {f"{run}/log.jsonl": {"cache": False}},
                              {f"{run}/config.yaml": {"cache": False}}],

@@ -32,19 +32,34 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def artefact_paths(prefixes):
-    """Downloaded files of the artefacts whose names start with one of ``prefixes``."""
-    return [
-        f"{DATA}/{a['path']}" for n, a in config["artefacts"].items() if n.startswith(tuple(prefixes))
-    ]
+def artefact_named(wildcards):
+    """Name of the artefact whose file is ``wildcards.path``."""
+    return next(n for n, a in config["artefacts"].items() if a["path"] == wildcards.path)
+
+
+def _artefact(name):
+    if name not in config["artefacts"]:
+        raise ValueError(f"params: artefacts.{name} is needed by the real datasets (url, sha256, path)")
+    return config["artefacts"][name]
+
+
+def artefact_file(name):
+    return f"{DATA}/{_artefact(name)['path']}"
+
+
+def artefact_dir(name):
+    """Where fetch unpacked the artefact's archive."""
+    return f"{DATA}/{_artefact(name).get('extract_to') or ''}".rstrip("/")
 
 
 def dataset_format(wildcards):
     return config["datasets"][wildcards.dataset]["format"]
 
 
-def dataset_root(wildcards):
-    return config["datasets"][wildcards.dataset]["root"]
+def dataset_ready(wildcards):
+    """What marks a dataset as built: the synthetic root, or a real dataset's converted annotations."""
+    ds = config["datasets"][wildcards.dataset]
+    return ds["root"] if ds["source"] == "synthetic" else f"{ds['root']}/annotations"
 
 
 def init_weights(wildcards):

@@ -24,9 +24,9 @@ rule fetch:
     wildcard_constraints:
         path="|".join(a["path"] for a in config["artefacts"].values()) or "^$",
     params:
-        spec=lambda wildcards: json.dumps(
-            {n: a for n, a in config["artefacts"].items() if a["path"] == wildcards.path}
-        ),
+        name=artefact_named,
+        spec=lambda wildcards: json.dumps(config["artefacts"][artefact_named(wildcards)], sort_keys=True),
+        overlays=" ".join(f"--overlay {path}" for path in workflow.overwrite_configfiles),
         data_dir=lambda wildcards, output: output[0][: -len(wildcards.path) - 1],
     conda:
         "../envs/hqm.yaml"
@@ -36,16 +36,21 @@ rule fetch:
         "benchmarks/fetch/{path}.tsv"
     retries: 2
     shell:
-        "hqm fetch --artefacts-json {params.spec:q} --data-dir {params.data_dir} > {log} 2>&1"
+        "hqm fetch {params.name} --params params.yaml {params.overlays} --data-dir {params.data_dir} "
+        "--no-progress > {log} 2>&1"
 
 
+# Real datasets: the archives are unpacked by fetch (artefacts.<name>.extract_to); the converters
+# write <root>/annotations. The images stay where the archives put them (see docs/pipeline.md).
 rule convert_hico:
     input:
-        artefact_paths(["hico_det"]),
+        lambda wildcards: artefact_file("hico_20160224_det"),
     output:
-        directory(f"{DATA}/{{dataset}}"),
+        directory(f"{DATA}/{{dataset}}/annotations"),
     wildcard_constraints:
         dataset=datasets_from("hico_det"),
+    params:
+        raw=lambda wildcards: os.path.join(artefact_dir("hico_20160224_det"), "hico_20160224_det"),
     conda:
         "../envs/hqm.yaml"
     log:
@@ -53,16 +58,20 @@ rule convert_hico:
     benchmark:
         "benchmarks/convert_hico/{dataset}.tsv"
     shell:
-        "hqm convert-hico --inputs {input} --out {output} > {log} 2>&1"
+        "hqm convert-hico --anno-bbox {params.raw}/anno_bbox.mat --anno {params.raw}/anno.mat "
+        "--out {output} > {log} 2>&1"
 
 
 rule convert_vcoco:
     input:
-        artefact_paths(["vcoco", "coco"]),
+        data=lambda wildcards: artefact_file("vcoco_data"),
+        prior=lambda wildcards: artefact_file("vcoco_prior"),
     output:
-        directory(f"{DATA}/{{dataset}}"),
+        directory(f"{DATA}/{{dataset}}/annotations"),
     wildcard_constraints:
         dataset=datasets_from("vcoco"),
+    params:
+        official=lambda wildcards: artefact_dir("vcoco_data"),
     conda:
         "../envs/hqm.yaml"
     log:
@@ -70,4 +79,4 @@ rule convert_vcoco:
     benchmark:
         "benchmarks/convert_vcoco/{dataset}.tsv"
     shell:
-        "hqm convert-vcoco --inputs {input} --out {output} > {log} 2>&1"
+        "hqm convert-vcoco --official-data {params.official} --prior {input.prior} --out {output} > {log} 2>&1"

@@ -21,7 +21,7 @@ rule resolve_config:
 rule train:
     input:
         config=f"{RUN}/run_config.yaml",
-        data=dataset_root,
+        data=dataset_ready,
         weights=init_weights,
     output:
         checkpoint=f"{RUN}/checkpoint.pth",

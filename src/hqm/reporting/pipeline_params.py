@@ -66,3 +66,32 @@ def cli_flags(values: dict[str, Any]) -> str:
 def weights_layout(method: str) -> str:
     """Head layout of the initial weights a method loads (method.md §7.5)."""
     return "qpic" if method == "qpic" else "hqm"
+
+
+def retype_cli_strings(tree: dict, skip: tuple[str, ...] = ("artefacts",)) -> None:
+    """Give ``snakemake --config`` values their YAML types, in place.
+
+    Snakemake parses nested ``--config`` values with YAML's base loader, so ``train={lr: 0.5}``
+    arrives as the string ``"0.5"``. String leaves that read as a number, boolean or null are
+    converted; other strings (paths, names, ``none``) stay. ``artefacts`` (sha256 prefixes that may
+    be all digits) is left alone.
+    """
+    import yaml
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: fix(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        if isinstance(node, str):
+            try:
+                value = yaml.safe_load(node)
+            except yaml.YAMLError:
+                return node
+            if value is None or isinstance(value, bool | int | float):
+                return value
+        return node
+
+    for key in list(tree):
+        if key not in skip:
+            tree[key] = fix(tree[key])
