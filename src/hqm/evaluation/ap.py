@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hqm.evaluation.matching import group_then_descending
+
 # float64 thresholds of numpy.arange(0., 1.1, 0.1) (QPIC) and of MATLAB's colon 0:0.1:1 (official:
 # first half k*0.1, second half 1 - (10-k)*0.1); they differ at 0.6 and 0.7.
 NUMPY_ARANGE_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
@@ -44,7 +46,7 @@ def rank_detections(category: np.ndarray, score: np.ndarray, is_tp: np.ndarray, 
     category = np.asarray(category, dtype=np.int64)
     num_categories = len(npos)
     if stable:
-        order = np.lexsort((-np.asarray(score, dtype=np.float64), category))
+        order = group_then_descending(category, score)
     else:  # numpy's default sort, as ``argsort(-score)`` in the reference (tie order unspecified)
         by_score = np.argsort(-np.asarray(score, dtype=np.float64))
         order = by_score[np.argsort(category[by_score], kind="stable")]
@@ -77,9 +79,10 @@ def eleven_point_ap(ranked: RankedDetections, thresholds: np.ndarray = NUMPY_ARA
     if len(ranked.recall) == 0:
         return np.zeros(num_categories)
     # number of detections with recall < t in each group -> first index reaching t
-    below = (ranked.recall[:, None] < thresholds[None, :]).astype(np.int64)  # [M, T]
-    cum_below = np.concatenate([np.zeros((1, num_t), np.int64), np.cumsum(below, axis=0)])
-    first = starts[:, None] + (cum_below[ends] - cum_below[starts])  # [K, T]
+    first = np.empty((num_categories, num_t), np.int64)  # [K, T]
+    for t, threshold in enumerate(thresholds):
+        cum_below = np.concatenate([[0], np.cumsum(ranked.recall < threshold)])
+        first[:, t] = starts + cum_below[ends] - cum_below[starts]
     has = first < ends[:, None]
     padded = np.concatenate([ranked.precision, [0.0]])
     pairs = np.stack([first.ravel(), np.repeat(ends, num_t)], axis=1).ravel()

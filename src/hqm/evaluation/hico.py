@@ -31,7 +31,7 @@ from hqm.data.annotations import (
 from hqm.data.classes import NUM_HICO_VERBS, NUM_OBJECT_CLASSES, hico_hoi_categories
 from hqm.errors import HqmError
 from hqm.evaluation.ap import THRESHOLDS, eleven_point_ap, max_recall, rank_detections
-from hqm.evaluation.matching import first_best, first_occurrence, join_on_key
+from hqm.evaluation.matching import first_best, first_occurrence, group_then_descending, join_on_key
 from hqm.evaluation.predictions import ImagePrediction, validate_predictions
 
 IOU_THRESHOLD = 0.5
@@ -128,34 +128,58 @@ def _round_matlab(x: np.ndarray) -> np.ndarray:
 
 def _gather_candidates(gt: HicoGroundTruth, preds: dict[str, ImagePrediction], cats: _Categories,
                        opt: HicoOptions, known: np.ndarray | None):
-    """Per GT image: mask, sort, cap; returns flat arrays in (image, score desc) order."""
+    """Mask, per-image stable sort and cap, category lookup; flat arrays in (image, score desc) order.
+
+    Returns image [K], sub_box [K, 4], obj_box [K, 4], category [K], masked score float32 [K].
+    The loop over images only collects arrays; QPIC-layout images are masked and capped there
+    (the N x C expansion would not fit in memory otherwise), the rest happens once for all images.
+    """
     corre = gt.correct_mat.astype(np.float32)
-    parts = []
+    cols: list[list[np.ndarray]] = [[], [], [], [], []]
+    image_of: list[int] = []
+    sizes: list[int] = []
     for i, img in enumerate(gt.test):
         pred = preds.get(img.file_name)
         if pred is None or len(pred) == 0:
             continue
         if len(img.boxes) == 0 and not opt.fp_on_images_without_gt:
             continue  # quirk Q3: candidates of images without GT boxes are never recorded
-        rows, verbs, scores = pred.candidates()
-        labels = pred.obj_labels[rows]
-        masked = scores * corre[verbs, labels]
-        if opt.drop_invalid:
-            keep = corre[verbs, labels] > 0
-            rows, verbs, labels, masked = rows[keep], verbs[keep], labels[keep], masked[keep]
-        order = np.argsort(-masked, kind="stable")[: opt.max_hois_per_image]
-        rows, verbs, labels, masked = rows[order], verbs[order], labels[order], masked[order]
-        cat = cats.lookup[labels, verbs]
-        keep = cat >= 0
-        if known is not None:
-            keep &= known[i, labels]
-        rows = rows[keep]
-        parts.append((np.full(len(rows), i, np.int64), pred.sub_boxes[rows], pred.obj_boxes[rows],
-                      cat[keep], masked[keep]))
-    if not parts:
+        if pred.verbs is None:  # QPIC layout: expand, mask and cap here to bound memory
+            rows, verbs, scores = pred.candidates()
+            masked = scores * corre[verbs, pred.obj_labels[rows]]
+            if opt.drop_invalid:
+                masked = np.where(masked > 0, masked, -1)  # sorts after every valid candidate
+            top = np.argsort(-masked, kind="stable")[: opt.max_hois_per_image]
+            rows, verbs, scores = rows[top], verbs[top], scores[top]
+            sub, obj, labels = pred.sub_boxes[rows], pred.obj_boxes[rows], pred.obj_labels[rows]
+        else:  # triplets: taken as they are
+            sub, obj, labels, verbs, scores = pred.sub_boxes, pred.obj_boxes, pred.obj_labels, pred.verbs, pred.verb_scores
+        for col, arr in zip(cols, (sub, obj, labels, verbs, scores)):
+            col.append(arr)
+        image_of.append(i)
+        sizes.append(len(labels))
+    if not image_of:
         z = np.zeros(0, np.int64)
         return z, np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32), z, np.zeros(0, np.float32)
-    return tuple(np.concatenate(p) for p in zip(*parts))
+    c_img = np.repeat(np.asarray(image_of, np.int64), sizes)
+    c_sub, c_obj, labels, verbs, scores = (np.concatenate(c) for c in cols)
+    valid = corre[verbs, labels]
+    masked = scores * valid
+    if opt.drop_invalid:
+        keep = valid > 0
+        c_img, c_sub, c_obj, labels, verbs, masked = (x[keep] for x in (c_img, c_sub, c_obj, labels, verbs, masked))
+    order = group_then_descending(c_img, masked)  # per image, descending score, stable
+    if opt.max_hois_per_image is not None:
+        sorted_img = c_img[order]
+        starts = np.searchsorted(sorted_img, np.arange(len(gt.test)), side="left")
+        order = order[np.arange(len(order)) - starts[sorted_img] < opt.max_hois_per_image]
+    c_img, labels, verbs = c_img[order], labels[order], verbs[order]
+    cat = cats.lookup[labels, verbs]
+    keep = cat >= 0
+    if known is not None:
+        keep &= known[c_img, labels]
+    order = order[keep]
+    return c_img[keep], c_sub[order], c_obj[order], cat[keep], masked[order]
 
 
 def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],

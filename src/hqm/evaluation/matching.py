@@ -42,3 +42,18 @@ def first_occurrence(ids: np.ndarray) -> np.ndarray:
     _, first = np.unique(ids[has], return_index=True)
     out[has[first]] = True
     return out
+
+
+def group_then_descending(group: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Stable order by ascending group, then descending score (ties keep input order).
+
+    group [N] int >= 0 (< 2**31), score [N]. float32 scores are packed with the group into one
+    uint64 key (one sort instead of lexsort's two passes); other dtypes use ``np.lexsort``.
+    """
+    score = np.asarray(score)
+    if score.dtype != np.float32:
+        return np.lexsort((-score.astype(np.float64), group))
+    bits = (score + np.float32(0)).view(np.uint32)  # + 0 turns -0.0 into 0.0 (equal values, equal keys)
+    ascending = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(1 << 31))  # IEEE order as unsigned
+    key = (np.asarray(group).astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
+    return np.argsort(key, kind="stable")

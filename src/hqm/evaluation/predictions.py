@@ -62,39 +62,49 @@ def validate_predictions(predictions: list[ImagePrediction], source: str, known_
     boxes with x2 < x1 or y2 < y1, and indices outside the class lists.
 
     num_obj_labels: allowed object labels are 0..num_obj_labels-1 (81 for V-COCO: 80 = missing).
+    Shapes are checked per image; values once over the concatenation of all images.
     """
     seen: set[str] = set()
     for pred in predictions:
-        where = f"{source}: image {pred.file_name!r}"
-        if known_images is not None and pred.file_name not in known_images:
-            raise HqmError(f"{where}: not an image of the ground truth")
-        if pred.file_name in seen:
-            raise HqmError(f"{where}: listed twice")
-        seen.add(pred.file_name)
+        name = pred.file_name
+        if known_images is not None and name not in known_images:
+            raise HqmError(f"{source}: image {name!r}: not an image of the ground truth")
+        if name in seen:
+            raise HqmError(f"{source}: image {name!r}: listed twice")
+        seen.add(name)
         n = len(pred.obj_labels)
-        for field, boxes in (("sub_boxes", pred.sub_boxes), ("obj_boxes", pred.obj_boxes)):
-            if boxes.shape != (n, 4):
-                raise HqmError(f"{where}: {field} has shape {boxes.shape}, expected ({n}, 4)")
-            bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-            if bad.any():
-                k = int(np.argmax(bad))
-                raise HqmError(f"{where}: {field}[{k}] = {boxes[k].tolist()} is not finite or has x2<x1 / y2<y1")
-        bad = (pred.obj_labels < 0) | (pred.obj_labels >= num_obj_labels)
+        triplets = pred.verbs is not None
+        if (pred.sub_boxes.shape != (n, 4) or pred.obj_boxes.shape != (n, 4)
+                or pred.verb_scores.shape != ((n,) if triplets else (n, num_verbs))
+                or (triplets and pred.verbs.shape != (n,))):  # fmt: skip
+            shapes = {f: getattr(getattr(pred, f), "shape", None) for f in ("sub_boxes", "obj_boxes", "verb_scores", "verbs")}
+            raise HqmError(f"{source}: image {name!r}: inconsistent shapes {shapes} for {n} rows and {num_verbs} verbs")
+    if not predictions:
+        return
+    sizes = np.array([len(p) for p in predictions])
+    row_image = np.repeat(np.arange(len(predictions)), sizes)
+
+    def fail(bad: np.ndarray, message) -> None:
         if bad.any():
             k = int(np.argmax(bad))
-            raise HqmError(f"{where}: obj_labels[{k}] = {pred.obj_labels[k]} is outside 0..{num_obj_labels - 1}")
-        if pred.verbs is not None:
-            if pred.verb_scores.shape != (n,) or pred.verbs.shape != (n,):
-                raise HqmError(f"{where}: triplet verbs / scores must have {n} entries")
-            bad = (pred.verbs < 0) | (pred.verbs >= num_verbs)
-            if bad.any():
-                k = int(np.argmax(bad))
-                raise HqmError(f"{where}: verb[{k}] = {pred.verbs[k]} is outside 0..{num_verbs - 1}")
-        elif pred.verb_scores.shape != (n, num_verbs):
-            raise HqmError(f"{where}: verb_scores has shape {pred.verb_scores.shape}, expected ({n}, {num_verbs})")
-        if not np.isfinite(pred.verb_scores).all():
-            k = int(np.argmax(~np.isfinite(pred.verb_scores).reshape(n, -1).all(1)))
-            raise HqmError(f"{where}: score of row {k} is NaN or infinite")
+            image = int(row_image[k])
+            row = k - int(sizes[:image].sum())
+            raise HqmError(f"{source}: image {predictions[image].file_name!r}: {message(row, k)}")
+
+    for field in ("sub_boxes", "obj_boxes"):
+        boxes = np.concatenate([getattr(p, field) for p in predictions])
+        bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+        fail(bad, lambda r, k, f=field, b=boxes: f"{f}[{r}] = {b[k].tolist()} is not finite or has x2<x1 / y2<y1")
+    labels = np.concatenate([p.obj_labels for p in predictions])
+    fail((labels < 0) | (labels >= num_obj_labels),
+         lambda r, k: f"obj_labels[{r}] = {labels[k]} is outside 0..{num_obj_labels - 1}")
+    trip = [p for p in predictions if p.verbs is not None]
+    if trip:
+        verbs = np.concatenate([p.verbs if p.verbs is not None else np.zeros(len(p), np.int64) for p in predictions])
+        fail((verbs < 0) | (verbs >= num_verbs), lambda r, k: f"verb[{r}] = {verbs[k]} is outside 0..{num_verbs - 1}")
+    finite = np.concatenate([np.isfinite(p.verb_scores) if p.verb_scores.ndim == 1
+                             else np.isfinite(p.verb_scores).all(1) for p in predictions])
+    fail(~finite, lambda r, k: f"score of row {r} is NaN or infinite")
 
 
 # ---------------------------------------------------------------------------------------------
