@@ -128,7 +128,11 @@ def test_hico_box_outside_image_is_an_error_and_writes_nothing(tmp_path):
     anno_bbox, anno = _write_mats(tmp_path, train=train)
     with pytest.raises(HqmError, match=r"anno_bbox.mat: bbox_train\(1\) \(HICO_train2015_00000003.jpg\) hoi\(1\): box .* outside"):
         convert_hico(anno_bbox, anno, tmp_path / "out")
-    assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["anno_bbox.mat", "anno.mat"]
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["anno.mat", "anno_bbox.mat"]
+    rc = main(["convert-hico", "--anno-bbox", str(anno_bbox), "--out", str(tmp_path / "out"), "--clip-boxes"])
+    assert rc == 0
+    train_out = json.loads((tmp_path / "out" / "trainval_hico.json").read_text())
+    assert train_out[0]["annotations"][0]["bbox"] == [0, 0, 19, 49]  # y2 60 clipped to the height 50, 0-based
 
 
 def test_hico_bad_connection_and_bad_files(tmp_path):
@@ -197,3 +201,28 @@ def test_vcoco_bad_inputs_name_file_and_entry(tmp_path):
     with pytest.raises(HqmError, match="bad.pickle: unreadable pickle"):
         convert_vcoco(data, tmp_path / "bad.pickle", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_pick_instances_from_coco_2014_files(tmp_path):
+    data = _fixture_copy(tmp_path)
+    full = json.loads((data / "instances_vcoco_all_2014.json").read_text())
+    (data / "instances_vcoco_all_2014.json").unlink()
+    coco = tmp_path / "coco"
+    coco.mkdir()
+    extra_image = {"id": 7, "file_name": "COCO_train2014_000000000007.jpg", "width": 10, "height": 10}
+    extra_ann = {"id": 1, "image_id": 7, "category_id": 1, "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0}
+    for split, prefix in (("train", "COCO_train2014"), ("val", "COCO_val2014")):
+        images = [im for im in full["images"] if im["file_name"].startswith(prefix)]
+        ids = {im["id"] for im in images}
+        anns = [a for a in full["annotations"] if a["image_id"] in ids]
+        if split == "train":
+            images, anns = [extra_image, *images], [extra_ann, *anns]  # not a V-COCO image: dropped
+        (coco / f"instances_{split}2014.json").write_text(json.dumps(
+            {"info": {}, "licenses": [], "images": images, "annotations": anns, "categories": full["categories"]}))
+    rc = main(["convert-vcoco", "--official-data", str(data), "--prior", str(VCOCO_FIXTURE / "prior.pickle"),
+               "--coco-annotations", str(coco), "--out", str(tmp_path / "out")])  # fmt: skip
+    assert rc == 0
+    rebuilt = json.loads((data / "instances_vcoco_all_2014.json").read_text())
+    assert rebuilt["images"] == full["images"] and rebuilt["annotations"] == full["annotations"]
+    assert json.loads((tmp_path / "out" / "test_vcoco.json").read_text()) == json.loads(
+        (VCOCO_FIXTURE / "annotations" / "test_vcoco.json").read_text())

@@ -198,3 +198,17 @@ def test_fetch_all_rejects_unknown_names(tmp_path):
 def test_bad_sha_in_params_is_refused(tmp_path):
     with pytest.raises(HqmError, match="sha256 must be"):
         _fetch("f", _art("http://127.0.0.1:9/x", sha="xyz"), tmp_path)
+
+
+def test_fetch_command_verifies_a_hand_placed_file_offline(tmp_path, capsys):
+    from hqm.cli import main
+
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "file.bin").write_bytes(PAYLOAD)
+    params = tmp_path / "params.yaml"
+    params.write_text(f"experiment:\n  variants: []\nartefacts:\n  f:\n    url: http://127.0.0.1:9/x\n    sha256: {SHA}\n    path: sub/file.bin\n")
+    assert main(["fetch", "f", "--params", str(params), "--data-dir", str(tmp_path / "data"), "--offline"]) == 0
+    assert "sub/file.bin" in capsys.readouterr().out
+    (tmp_path / "data" / "sub" / "file.bin").unlink()
+    assert main(["fetch", "--params", str(params), "--data-dir", str(tmp_path / "data"), "--offline"]) == 2
+    assert "artefact 'f'" in capsys.readouterr().err

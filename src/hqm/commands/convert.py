@@ -16,6 +16,7 @@ def add_parser(subparsers) -> None:
     hico.add_argument("--anno-bbox", required=True, help="hico_20160224_det/anno_bbox.mat")
     hico.add_argument("--anno", help="hico_20160224_det/anno.mat (image-level labels)")
     hico.add_argument("--out", required=True, help="output folder (<root>/annotations)")
+    hico.add_argument("--clip-boxes", action="store_true", help="clip boxes that leave the image instead of failing")
     hico.set_defaults(func=run_hico)
     vcoco = subparsers.add_parser(
         "convert-vcoco",
@@ -25,6 +26,8 @@ def add_parser(subparsers) -> None:
     )
     vcoco.add_argument("--official-data", required=True, help="v-coco 'data' folder")
     vcoco.add_argument("--prior", required=True, help="prior.pickle")
+    vcoco.add_argument("--coco-annotations", help="folder with COCO instances_{train,val}2014.json: build "
+                       "instances_vcoco_all_2014.json into --official-data first (when it is missing)")
     vcoco.add_argument("--out", required=True, help="output folder (<root>/annotations)")
     vcoco.set_defaults(func=run_vcoco)
 
@@ -33,13 +36,17 @@ def add_parser(subparsers) -> None:
 def run_hico(args: argparse.Namespace) -> int:
     from hqm.data.hico_convert import convert_hico
 
-    print(json.dumps(convert_hico(args.anno_bbox, args.anno, args.out)))
+    print(json.dumps(convert_hico(args.anno_bbox, args.anno, args.out, clip_boxes=args.clip_boxes)))
     return 0
 
 
 def run_vcoco(args: argparse.Namespace) -> int:
-    from hqm.data.vcoco_convert import convert_vcoco
+    from pathlib import Path
 
+    from hqm.data.vcoco_convert import convert_vcoco, pick_vcoco_instances
+
+    if args.coco_annotations and not (Path(args.official_data) / "instances_vcoco_all_2014.json").is_file():
+        pick_vcoco_instances(args.official_data, args.coco_annotations)
     print(json.dumps(convert_vcoco(args.official_data, args.prior, args.out)))
     return 0
 

@@ -15,6 +15,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("names", nargs="*", help="artefact names (default: all)")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--overlay", action="append", default=[], help="YAML merged over --params (repeatable)")
     parser.add_argument("--data-dir", help="destination root (default: experiment.data_dir)")
     parser.add_argument("--offline", action="store_true", help="never use the network; only verify")
     parser.add_argument("--retries", type=int, default=5)
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from hqm.config import load_params
     from hqm.data.download import fetch_all
 
-    params = load_params(args.params)
+    params = load_params(args.params, args.overlay)
     data_dir = args.data_dir or params.experiment.data_dir
     paths = fetch_all(params.artefacts, args.names, data_dir, offline=args.offline, retries=args.retries,
                       progress=not args.no_progress)  # fmt: skip

@@ -8,7 +8,8 @@ import json
 
 from hqm.config import SyntheticConfig
 
-_SIZE_OPTIONS = ("seed", "num_train", "num_test", "image_size", "max_people", "max_objects", "rare_max_train")
+# one --option per field of SyntheticConfig, so params.yaml's section maps onto flags one to one
+_SIZE_OPTIONS = tuple(f.name for f in dataclasses.fields(SyntheticConfig))
 
 
 def add_parser(subparsers) -> None:

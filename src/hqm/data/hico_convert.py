@@ -90,8 +90,11 @@ def hoi_table(list_action, path: Path) -> list[tuple[int, int]]:
     return table
 
 
-def _image_hois(entry, path: Path, where: str, table) -> tuple[str, list[tuple[int, list, list, list]]]:
-    """(file name, [(hoi id, human boxes, object boxes, connections)]) of the visible HOIs."""
+def _image_hois(entry, path: Path, where: str, table, clip_boxes: bool = False) -> tuple[str, list[tuple[int, list, list, list]]]:
+    """(file name, [(hoi id, human boxes, object boxes, connections)]) of the visible HOIs.
+
+    A box outside the image is an error, or is clipped to it with ``clip_boxes``.
+    """
     try:
         file_name = _str(entry["filename"])
         size = _structs(entry["size"])[0]
@@ -114,8 +117,14 @@ def _image_hois(entry, path: Path, where: str, table) -> tuple[str, list[tuple[i
             continue
         for box in humans + objects:
             x1, y1, x2, y2 = box
+            if clip_boxes:
+                box[:] = [min(max(x1, 1), width), min(max(y1, 1), height), min(max(x2, 1), width), min(max(y2, 1), height)]
+                x1, y1, x2, y2 = box
             if not (1 <= x1 <= x2 <= width and 1 <= y1 <= y2 <= height):
-                raise HqmError(f"{path}: {where} hoi({k + 1}): box {box} lies outside the {width}x{height} image")
+                raise HqmError(
+                    f"{path}: {where} hoi({k + 1}): box {box} lies outside the {width}x{height} image"
+                    + ("" if clip_boxes else " (--clip-boxes clips such boxes)")
+                )
         for h, o in conn.tolist():
             if not (1 <= h <= len(humans) and 1 <= o <= len(objects)):
                 raise HqmError(f"{path}: {where} hoi({k + 1}): connection ({h}, {o}) refers to a missing box")
@@ -178,7 +187,8 @@ def known_objects(anno_path: Path, table) -> dict[str, list[int]]:
     return out
 
 
-def convert_hico(anno_bbox: str | os.PathLike, anno: str | os.PathLike | None, out_dir: str | os.PathLike) -> dict:
+def convert_hico(anno_bbox: str | os.PathLike, anno: str | os.PathLike | None, out_dir: str | os.PathLike,
+                 clip_boxes: bool = False) -> dict:  # fmt: skip
     """Write ``trainval_hico.json``, ``test_hico.json``, ``corre_hico.npy`` (+ known objects) to ``out_dir``."""
     anno_bbox, out_dir = Path(anno_bbox), Path(out_dir)
     mat = _loadmat(anno_bbox, ("bbox_train", "bbox_test", "list_action"))
@@ -187,7 +197,7 @@ def convert_hico(anno_bbox: str | os.PathLike, anno: str | os.PathLike | None, o
     for key, convert in (("bbox_train", convert_train_image), ("bbox_test", convert_test_image)):
         entries = []
         for i, entry in enumerate(_structs(mat[key])):
-            file_name, hois = _image_hois(entry, anno_bbox, f"{key}({i + 1})", table)
+            file_name, hois = _image_hois(entry, anno_bbox, f"{key}({i + 1})", table, clip_boxes)
             entries.append(convert(file_name, hois, table))
         splits[key] = entries
     corre = np.zeros((classes.NUM_HICO_VERBS, classes.NUM_OBJECT_CLASSES), dtype=np.float64)

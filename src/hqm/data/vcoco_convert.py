@@ -154,6 +154,47 @@ def correct_matrix_from_prior(prior_path: Path) -> np.ndarray:
     return alphabetical[order]
 
 
+def _read_ids(path: Path) -> list[int]:
+    try:
+        return [int(line) for line in path.read_text(encoding="utf-8").split()]
+    except FileNotFoundError:
+        raise HqmError(f"{path}: file not found") from None
+    except ValueError as exc:
+        raise HqmError(f"{path}: expected one integer image id per line ({exc})") from None
+
+
+def pick_vcoco_instances(official_data: str | os.PathLike, coco_annotations: str | os.PathLike) -> Path:
+    """Build ``instances_vcoco_all_2014.json`` from COCO 2014 ``instances_{train,val}2014.json``.
+
+    What v-coco's ``script_pick_annotations.py`` does (evaluation.md §2.2): merge train then val,
+    keep the images of the V-COCO splits and their annotations, in file order. Written into
+    ``official_data`` (atomically) and returned.
+    """
+    official_data, coco_annotations = Path(official_data), Path(coco_annotations)
+    splits = official_data / "splits"
+    all_ids = splits / "vcoco_all.ids"
+    if all_ids.is_file():
+        ids = set(_read_ids(all_ids))
+    else:
+        ids = set(_read_ids(splits / "vcoco_trainval.ids")) | set(_read_ids(splits / "vcoco_test.ids"))
+    merged: dict = {"images": [], "annotations": []}
+    for name in ("instances_train2014.json", "instances_val2014.json"):
+        path = coco_annotations / name
+        coco = read_json(path)
+        if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")):
+            raise HqmError(f"{path}: expected a COCO file with 'images', 'annotations' and 'categories' lists")
+        for key in ("info", "licenses", "categories"):
+            merged.setdefault(key, coco.get(key))
+        merged["images"] += [im for im in coco["images"] if im.get("id") in ids]
+        merged["annotations"] += [a for a in coco["annotations"] if a.get("image_id") in ids]
+    missing = ids - {im["id"] for im in merged["images"]}
+    if missing:
+        raise HqmError(f"{coco_annotations}: {len(missing)} V-COCO image id(s) absent from the COCO 2014 files, e.g. {min(missing)}")
+    out = official_data / "instances_vcoco_all_2014.json"
+    write_json(out, merged, indent=None)
+    return out
+
+
 def convert_vcoco(official_data: str | os.PathLike, prior_path: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
     """Convert ``<official_data>/{instances_vcoco_all_2014.json, vcoco/vcoco_*.json}`` to ``out_dir``.
 
