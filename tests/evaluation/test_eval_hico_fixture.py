@@ -28,6 +28,8 @@ def test_qpic_protocol_reproduces_every_number(gt, expected, hico_dir, case):
     for key in HEADLINE:
         assert result[key] == pytest.approx(exp[key], abs=1e-12), key
     assert result["num_categories_evaluated"] == exp["num_categories_evaluated"]
+    assert result["num_test_images"] == exp["num_test_images"]
+    assert result["num_test_images_without_predictions"] == exp["num_test_images_without_predictions"]
     assert result["num_categories_rare"] == exp["num_categories_rare"]
     assert result["num_categories_non_rare"] == exp["num_categories_non_rare"]
     assert [r["triplet"] for r in result["per_category"]] == [r["triplet"] for r in exp["per_category"]]
@@ -59,6 +61,8 @@ def test_official_protocol(gt, hico_dir, setting):
     exp = json.loads((hico_dir / "expected_official.json").read_text())
     preds = read_predictions(hico_dir / CASES[0], 117)
     result = evaluate_hico(gt, preds, "official", setting)
+    if setting == "known_object":  # the fixture has no known_objects_test.json
+        assert result["known_objects_source"] == "derived_from_test_gt"
     assert result["mAP"] == pytest.approx(exp[setting]["mAP full"], abs=1e-9)
     assert result["mAP rare"] == pytest.approx(exp[setting]["mAP rare"], abs=1e-9)
     assert result["mAP non-rare"] == pytest.approx(exp[setting]["mAP non-rare"], abs=1e-9)

@@ -99,3 +99,15 @@ def test_official_box_offset_and_unknown_image():
     n.file_name = "nope.jpg"
     with pytest.raises(HqmError, match="'nope.jpg'.*not an image"):
         evaluate_hico(gt, [n])
+
+
+def test_round_boxes_uses_matlab_rounding():
+    gt = gt_of(image("a.jpg", [[1, 1, 8, 10], [1, 1, 8, 10]], [0, OBJ], [[0, 1, VERB]]))
+    # x2 = 2.5: MATLAB rounds half away from zero to 3 -> [1, 1, 4, 10] after +1, IoU 4/8 (TP);
+    # numpy's half-to-even would give 2 (IoU 3/8) and no rounding 3.5/8: both FP
+    pred = ImagePrediction("a.jpg", np.float32([[0, 0, 2.5, 9]]), np.float32([[0, 0, 2.5, 9]]), np.int64([OBJ]),
+                           np.float32([0.9]), np.int64([VERB]))
+    assert ap_of(evaluate_hico(gt, [pred], "official", round_boxes=True))["num_tp"] == 1
+    assert ap_of(evaluate_hico(gt, [pred], "official"))["num_tp"] == 0
+    with pytest.raises(HqmError, match="unexpected keyword"):
+        evaluate_hico(gt, [pred], "official", no_such_option=True)

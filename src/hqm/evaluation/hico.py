@@ -46,6 +46,7 @@ class HicoGroundTruth:
     correct_mat: np.ndarray  # float64 [117, 80]
     known_objects: dict[str, np.ndarray] | None = None  # file name -> object indices
     source: str = "<ground truth>"
+    known_objects_source: str = "given"  # file path, or "derived_from_test_gt"
 
 
 def load_hico_ground_truth(annotation_dir: str | Path, known_objects: str | Path | None = None) -> HicoGroundTruth:
@@ -56,8 +57,11 @@ def load_hico_ground_truth(annotation_dir: str | Path, known_objects: str | Path
     train_counts = count_hico_train_triplets(read_hico_annotations(d / "trainval_hico.json"))
     corre = read_correct_mat(d / "corre_hico.npy", NUM_HICO_VERBS)
     ko_path = Path(known_objects) if known_objects else d / "known_objects_test.json"
-    ko = read_known_objects(ko_path) if ko_path.is_file() else known_objects_from_gt(test)
-    return HicoGroundTruth(test, train_counts, corre, ko, str(d / "test_hico.json"))
+    if ko_path.is_file():
+        ko, ko_source = read_known_objects(ko_path), str(ko_path)
+    else:  # as in the fixture; on the real data the labels come from anno.mat (known_objects_test.json)
+        ko, ko_source = known_objects_from_gt(test), "derived_from_test_gt"
+    return HicoGroundTruth(test, train_counts, corre, ko, str(d / "test_hico.json"), ko_source)
 
 
 @dataclass(frozen=True)
@@ -257,10 +261,14 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
     ap[npos == 0], rec[npos == 0] = 0.0, 0.0
     num_det = np.bincount(c_cat, minlength=num_cats)
     num_tp = np.bincount(c_cat[is_tp], minlength=num_cats)
-    return _summary(gt, cats, opt, ap, rec, npos, num_det, num_tp, len(predictions))
+    without = sum(1 for img in gt.test if len(preds.get(img.file_name, ())) == 0)
+    result = _summary(gt, cats, opt, ap, rec, npos, num_det, num_tp, without)
+    if setting == "known_object":
+        result["known_objects_source"] = gt.known_objects_source
+    return result
 
 
-def _summary(gt, cats: _Categories, opt: HicoOptions, ap, rec, npos, num_det, num_tp, num_pred_images) -> dict:
+def _summary(gt, cats: _Categories, opt: HicoOptions, ap, rec, npos, num_det, num_tp, without_preds: int) -> dict:
     if opt.categories == "all_600":  # official rule: fewer than 10 training instances, 0 included
         counts = np.array([gt.train_counts.get(k, 0) for k in cats.keys])
         split = np.where(counts < 10, "rare", "non-rare")
@@ -283,6 +291,7 @@ def _summary(gt, cats: _Categories, opt: HicoOptions, ap, rec, npos, num_det, nu
         "mean max recall": mean(rec),
         "num_categories_evaluated": len(cats.keys), "num_categories_rare": int(rare.sum()),
         "num_categories_non_rare": int(non_rare.sum()), "num_test_images": len(names),
+        "num_test_images_without_predictions": without_preds,
         "options": {k: getattr(opt, k) for k in opt.__dataclass_fields__},
         "per_category": per_category,
     }  # fmt: skip
