@@ -8,11 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hqm.config import AugmentConfig, DatasetConfig
 from hqm.data import classes
 from hqm.data.datasets import HOIDataset, build_dataset, collate, dataset_meta
-from hqm.data.transforms import Compose, crop
+from hqm.data.transforms import Compose, RandomHorizontalFlip, crop
 from hqm.errors import HqmError
 
 SMALL = AugmentConfig(scales=[64, 80, 96], max_size=160, crop_resize_scales=[64, 96], crop_min_size=40,
@@ -148,3 +150,29 @@ def test_train_images_with_out_of_range_box_index_are_dropped(hico_root, tmp_pat
     train_file.write_text(json.dumps(entries))
     ds = build_dataset(DatasetConfig(format="hico", root=str(root)), "train", SMALL)
     assert len(ds) == len(entries) - 1 and ds.records[0].file_name == entries[1]["file_name"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 23), st.booleans())
+def test_targets_stay_paired_with_their_boxes_under_flip(hico_root, index, flip):
+    meta = dataset_meta(DatasetConfig(format="hico", root=str(hico_root)))
+    ds = HOIDataset(meta, "train", Compose([RandomHorizontalFlip(1.0 if flip else 0.0)]))
+    rec = ds.records[index]
+    _, target = ds[index]
+    pairs = list(dict.fromkeys((s, o) for s, o, _ in rec.hois))
+    assert len(target["obj_labels"]) == len(pairs)
+    for k, (s, o) in enumerate(pairs):
+        assert target["obj_labels"][k] == rec.labels[o]
+        for box_index, got in ((s, target["sub_boxes"][k]), (o, target["obj_boxes"][k])):
+            x1, y1, x2, y2 = (float(v) for v in rec.boxes[box_index])
+            cx = (x1 + x2) / 2 / 96
+            expected = torch.tensor([1 - cx if flip else cx, (y1 + y2) / 2 / 96, (x2 - x1) / 96, (y2 - y1) / 96])
+            assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_unreadable_image_is_an_error_naming_it(hico_root, tmp_path):
+    root = _copy_root(hico_root, tmp_path / "r")
+    ds = build_dataset(DatasetConfig(format="hico", root=str(root)), "test", SMALL)
+    (root / "images" / "test2015" / ds.records[0].file_name).write_bytes(b"not a jpeg")
+    with pytest.raises(HqmError, match=r"HICO_test2015_00000001.jpg: unreadable image"):
+        ds[0]
