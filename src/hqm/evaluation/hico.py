@@ -192,7 +192,9 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
     """Evaluate HICO-DET predictions; ``options`` override fields of the protocol's preset.
 
     Returns ``mAP``, ``mAP rare``, ``mAP non-rare``, ``mean max recall`` (fractions), counts and
-    ``per_category`` (one row per evaluated category, in category order).
+    ``per_category`` (one row per evaluated category, in category order). A mean over an empty
+    split is reported as 0.0 (``num_categories_rare`` / ``_non_rare`` tell); with ``all_600`` a
+    category without test GT has AP 0 and recall 0 and counts in the means, as in the official code.
     """
     if protocol not in PRESETS:
         raise HqmError(f"evaluate_hico: unknown protocol {protocol!r} (qpic, official)")

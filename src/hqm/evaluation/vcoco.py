@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,12 +288,21 @@ def _official_ap(score: np.ndarray, is_tp: np.ndarray, npos: int) -> float:
     return float(np.float32(voc_all_point_ap(rec.astype(np.float64), prec)))
 
 
+def _number(x) -> float | None:
+    """A JSON-ready AP: None where the reference gives NaN (an action / pair without positives)."""
+    return float(x) if np.isfinite(x) else None
+
+
 def evaluate_vcoco_detections(gt: VcocoOfficialGT, dets: VcocoDetections) -> dict:
-    """Official agent AP (26 actions) and role AP (25 pairs, Scenario 1 and 2)."""
-    image_index = {int(i): k for k, i in enumerate(gt.image_ids)}
-    det_img = np.array([image_index.get(int(i), -1) for i in dets.image_id], np.int64)
-    keep = det_img >= 0  # detections of other images are never collected by vsrl_eval
-    det_img = det_img[keep]
+    """Official agent AP (26 actions) and role AP (25 pairs, Scenario 1 and 2).
+
+    Where vsrl_eval gives NaN (no positive person) the AP is None; where it would crash we choose:
+    a column without detections has AP 0, a detection in an image without GT persons is an FP.
+    """
+    by_id = np.argsort(gt.image_ids, kind="stable")
+    pos = np.minimum(np.searchsorted(gt.image_ids[by_id], dets.image_id), max(len(by_id) - 1, 0))
+    keep = (gt.image_ids[by_id][pos] == dets.image_id) if len(by_id) else np.zeros(len(dets.image_id), bool)
+    det_img = by_id[pos][keep]  # detections of other images are never collected by vsrl_eval
     person_box = dets.person_box[keep]
     # best GT person of every detection (first max of IoU over the image's persons)
     pair_det, pair_person = join_on_key(det_img, gt.person_image)
@@ -314,15 +324,15 @@ def evaluate_vcoco_detections(gt: VcocoOfficialGT, dets: VcocoDetections) -> dic
         return _official_ap(score[rec], (ok & first)[rec], int(npos[action]))
 
     every = np.ones(len(det_img), bool)
-    agent = np.array([column_ap(dets.agent_score[keep][:, a], a, every) for a in range(NUM_ACTIONS)], np.float32)
-    result = {"agent_ap": float(np.nansum(agent) / np.float32(NUM_ACTIONS) * np.float32(100))}
-    role_box_all = dets.role_box[keep]
+    agent_score, role_score = dets.agent_score[keep], dets.role_score[keep]
+    agent = np.array([column_ap(agent_score[:, a], a, every) for a in range(NUM_ACTIONS)], np.float32)
+    result = {"agent_ap": _number(np.nansum(agent) / np.float32(NUM_ACTIONS) * np.float32(100))}
     for scenario in (1, 2):
         aps = []
         for p in range(len(VCOCO_ROLE_PAIRS)):
             a, slot = int(_PAIR_ACTION[p]), int(_PAIR_ROLE_SLOT[p])
             gt_role = gt.role_boxes[np.maximum(jmax, 0), a, slot]  # [D, 4]
-            pred_role = role_box_all[:, p]
+            pred_role = dets.role_box[:, p][keep]  # per pair: never materialise the broadcast [D, 25, 4]
             no_gt_role = np.all(gt_role == -1, axis=1)
             if scenario == 1:
                 empty = np.all(pred_role == 0, axis=1) | np.all(np.isnan(pred_role), axis=1)
@@ -330,13 +340,15 @@ def evaluate_vcoco_detections(gt: VcocoOfficialGT, dets: VcocoDetections) -> dic
             else:
                 unannotated_ok = np.ones(len(det_img), bool)
             role_ok = np.where(no_gt_role, unannotated_ok, rowwise_iou(gt_role, pred_role, "voc") >= IOU_THRESHOLD)
-            aps.append(column_ap(dets.role_score[keep][:, p], a, role_ok))
+            aps.append(column_ap(role_score[:, p], a, role_ok))
         aps = np.array(aps, np.float32)
-        result[f"role_ap_per_pair_s{scenario}"] = dict(zip(PAIR_NAMES, aps.tolist()))
+        result[f"role_ap_per_pair_s{scenario}"] = {n: _number(a) for n, a in zip(PAIR_NAMES, aps)}
         reported = np.array([n != "-".join(VCOCO_EXCLUDED_FROM_REPORT) for n in PAIR_NAMES])
-        result[f"role_ap_s{scenario}_25"] = float(np.nanmean(aps) * np.float32(100))
-        result[f"role_ap_s{scenario}_24"] = float(np.nanmean(aps[reported]) * np.float32(100))
-    result["agent_ap_per_action"] = dict(zip(VCOCO_ACTIONS, agent.tolist()))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slice -> None below
+            result[f"role_ap_s{scenario}_25"] = _number(np.nanmean(aps) * np.float32(100))
+            result[f"role_ap_s{scenario}_24"] = _number(np.nanmean(aps[reported]) * np.float32(100))
+    result["agent_ap_per_action"] = {n: _number(a) for n, a in zip(VCOCO_ACTIONS, agent)}
     result["num_detections"] = int(keep.sum())
     return result
 
