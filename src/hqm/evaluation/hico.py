@@ -130,48 +130,118 @@ def _round_matlab(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
+def _select_qpic_layout(batch: list[ImagePrediction], corre: np.ndarray, cap: int | None, drop_invalid: bool):
+    """Candidate selection for a batch of QPIC-layout images with equal [N, C] score shapes.
+
+    Per image: (query, verb) pairs of a stable descending sort of the masked scores, first ``cap``
+    (invalid pairs dropped first if asked), returned in flat (query-major, verb-minor) order; the
+    caller's global sort orders them. One ``np.partition`` over the batch replaces per-image sorts:
+    keep what is above the cap-th largest value, then its ties in index order (as a stable sort).
+    Returns (image position in batch [K], row [K], verb [K]).
+    """
+    scores = np.stack([p.verb_scores for p in batch])  # [B, N, C]
+    labels = np.stack([p.obj_labels for p in batch])  # [B, N]
+    b, n, c = scores.shape
+    valid = corre[:, labels].transpose(1, 2, 0).reshape(b, n * c) > 0  # [B, N*C]
+    masked = (scores * corre[:, labels].transpose(1, 2, 0)).reshape(b, n * c)
+    keep = valid if drop_invalid else np.ones_like(valid)
+    if cap is not None and n * c > cap and masked.min() >= 0:
+        return _select_positive_first(masked, keep, cap, c)
+    if cap is not None and n * c > cap:
+        ranked = np.where(keep, masked, -np.inf)
+        kth = np.partition(ranked, n * c - cap, axis=1)[:, n * c - cap][:, None]
+        above = ranked > kth
+        ties = (ranked == kth) & keep
+        need = cap - above.sum(1, keepdims=True)
+        keep = above | (ties & (np.cumsum(ties, axis=1) <= need))
+    image, flat = np.nonzero(keep)
+    rows, verbs = np.divmod(flat, c)
+    return image, rows, verbs
+
+
+def _select_positive_first(masked: np.ndarray, keep: np.ndarray, cap: int, num_verbs: int):
+    """:func:`_select_qpic_layout` for non-negative scores: sort only the positive masked scores
+    (a few percent of the pairs: most verb-object pairs are invalid), then fill images with fewer
+    than ``cap`` positives with their zero-score pairs in index order (a stable sort's order)."""
+    image, flat = np.nonzero(masked > 0)
+    order = group_then_descending(image, masked[image, flat])
+    image, flat = image[order], flat[order]
+    starts = np.searchsorted(image, np.arange(len(masked) + 1))
+    top = np.arange(len(image)) - starts[image] < cap
+    image, flat = image[top], flat[top]
+    counts = np.bincount(image, minlength=len(masked))
+    short = np.flatnonzero(counts < cap)
+    if len(short):  # rows (images), not detections
+        fill = [np.flatnonzero((masked[b] == 0) & keep[b])[: cap - counts[b]] for b in short.tolist()]
+        image = np.concatenate([image, np.repeat(short, [len(f) for f in fill])])
+        flat = np.concatenate([flat, *fill])
+        order = np.argsort(image, kind="stable")
+        image, flat = image[order], flat[order]
+    rows, verbs = np.divmod(flat, num_verbs)
+    return image, rows, verbs
+
+
 def _gather_candidates(gt: HicoGroundTruth, preds: dict[str, ImagePrediction], cats: _Categories,
                        opt: HicoOptions, known: np.ndarray | None):
     """Mask, per-image stable sort and cap, category lookup; flat arrays in (image, score desc) order.
 
-    Returns image [K], sub_box [K, 4], obj_box [K, 4], category [K], masked score float32 [K].
-    The loop over images only collects arrays; QPIC-layout images are masked and capped there
-    (the N x C expansion would not fit in memory otherwise), the rest happens once for all images.
+    Returns image [K], query [K], category [K], masked score float32 [K] per candidate and the
+    query boxes sub [Q, 4], obj [Q, 4] that ``query`` indexes (boxes are not copied per candidate:
+    a QPIC-layout query has one box pair for all its verbs). Triplet-layout images are taken as they are; QPIC-layout images are reduced to their selected
+    (query, verb) pairs in batches (the N x C expansion of all images would not fit in memory);
+    the rest happens once for all images.
     """
     corre = gt.correct_mat.astype(np.float32)
-    cols: list[list[np.ndarray]] = [[], [], [], [], []]
+    cols: list[list[np.ndarray]] = [[], [], [], [], [], []]  # sub, obj | query, label, verb, score
     image_of: list[int] = []
     sizes: list[int] = []
+    num_queries = 0
+    qpic_layout: dict[tuple[int, ...], list[tuple[int, ImagePrediction]]] = {}
+
+    def add(i: int, pred: ImagePrediction, rows, verbs, scores) -> None:
+        nonlocal num_queries
+        for col, arr in zip(cols, (pred.sub_boxes, pred.obj_boxes, rows + num_queries, pred.obj_labels[rows],
+                                   verbs, scores)):
+            col.append(arr)
+        num_queries += len(pred.sub_boxes)
+        image_of.append(i)
+        sizes.append(len(rows))
+
+    def flush(batch: list[tuple[int, ImagePrediction]]) -> None:
+        preds_b = [p for _, p in batch]
+        pos, rows, verbs = _select_qpic_layout(preds_b, corre, opt.max_hois_per_image, opt.drop_invalid)
+        bounds = np.searchsorted(pos, np.arange(len(batch) + 1))
+        for k, (i, p) in enumerate(batch):
+            r, v = rows[bounds[k]:bounds[k + 1]], verbs[bounds[k]:bounds[k + 1]]
+            add(i, p, r, v, p.verb_scores[r, v])
+
     for i, img in enumerate(gt.test):
         pred = preds.get(img.file_name)
         if pred is None or len(pred) == 0:
             continue
         if len(img.boxes) == 0 and not opt.fp_on_images_without_gt:
             continue  # quirk Q3: candidates of images without GT boxes are never recorded
-        if pred.verbs is None:  # QPIC layout: expand, mask and cap here to bound memory
-            rows, verbs, scores = pred.candidates()
-            masked = scores * corre[verbs, pred.obj_labels[rows]]
-            if opt.drop_invalid:
-                masked = np.where(masked > 0, masked, -1)  # sorts after every valid candidate
-            top = np.argsort(-masked, kind="stable")[: opt.max_hois_per_image]
-            rows, verbs, scores = rows[top], verbs[top], scores[top]
-            sub, obj, labels = pred.sub_boxes[rows], pred.obj_boxes[rows], pred.obj_labels[rows]
-        else:  # triplets: taken as they are
-            sub, obj, labels, verbs, scores = pred.sub_boxes, pred.obj_boxes, pred.obj_labels, pred.verbs, pred.verb_scores
-        for col, arr in zip(cols, (sub, obj, labels, verbs, scores)):
-            col.append(arr)
-        image_of.append(i)
-        sizes.append(len(labels))
+        if pred.verbs is None:
+            batch = qpic_layout.setdefault(pred.verb_scores.shape, [])
+            batch.append((i, pred))
+            if len(batch) == 128:
+                flush(batch)
+                batch.clear()
+        else:
+            add(i, pred, np.arange(len(pred)), pred.verbs, pred.verb_scores)
+    for batch in qpic_layout.values():
+        if batch:
+            flush(batch)
     if not image_of:
-        z = np.zeros(0, np.int64)
-        return z, np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32), z, np.zeros(0, np.float32)
+        z, box = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+        return z, z, z, np.zeros(0, np.float32), box, box
     c_img = np.repeat(np.asarray(image_of, np.int64), sizes)
-    c_sub, c_obj, labels, verbs, scores = (np.concatenate(c) for c in cols)
+    q_sub, q_obj, c_query, labels, verbs, scores = (np.concatenate(c) for c in cols)
     valid = corre[verbs, labels]
     masked = scores * valid
     if opt.drop_invalid:
         keep = valid > 0
-        c_img, c_sub, c_obj, labels, verbs, masked = (x[keep] for x in (c_img, c_sub, c_obj, labels, verbs, masked))
+        c_img, c_query, labels, verbs, masked = (x[keep] for x in (c_img, c_query, labels, verbs, masked))
     order = group_then_descending(c_img, masked)  # per image, descending score, stable
     if opt.max_hois_per_image is not None:
         sorted_img = c_img[order]
@@ -183,7 +253,7 @@ def _gather_candidates(gt: HicoGroundTruth, preds: dict[str, ImagePrediction], c
     if known is not None:
         keep &= known[c_img, labels]
     order = order[keep]
-    return c_img[keep], c_sub[order], c_obj[order], cat[keep], masked[order]
+    return c_img[keep], c_query[order], cat[keep], masked[order], q_sub, q_obj
 
 
 def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
@@ -234,21 +304,22 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
                 known[i, objs] = True
 
     # --- candidates ------------------------------------------------------------------------------
-    c_img, c_sub, c_obj, c_cat, c_score = _gather_candidates(gt, preds, cats, opt, known)
-    c_sub, c_obj = c_sub.astype(opt.iou_dtype), c_obj.astype(opt.iou_dtype)
+    c_img, c_query, c_cat, c_score, q_sub, q_obj = _gather_candidates(gt, preds, cats, opt, known)
+    q_sub, q_obj = q_sub.astype(opt.iou_dtype), q_obj.astype(opt.iou_dtype)
     if opt.round_boxes:
-        c_sub, c_obj = _round_matlab(c_sub), _round_matlab(c_obj)
+        q_sub, q_obj = _round_matlab(q_sub), _round_matlab(q_obj)
     if opt.det_box_offset:
         off = np.asarray(opt.det_box_offset, dtype=opt.iou_dtype)
-        c_sub, c_obj = c_sub + off, c_obj + off
+        q_sub, q_obj = q_sub + off, q_obj + off
 
     # --- candidate x GT-HOI pairs of the same image and category; best GT = first max ----------
     valid_hoi = np.nonzero(hoi_cat >= 0)[0]
     c_key = c_img * num_cats + c_cat
     pair_cand, pair_pos = join_on_key(c_key, hoi_img[valid_hoi] * num_cats + hoi_cat[valid_hoi])
     pair_hoi = valid_hoi[pair_pos]
-    iou_sub = rowwise_iou(c_sub[pair_cand], gt_boxes[hoi_sub[pair_hoi]], opt.intersection)
-    iou_obj = rowwise_iou(c_obj[pair_cand], gt_boxes[hoi_obj[pair_hoi]], opt.intersection)
+    pair_query = c_query[pair_cand]
+    iou_sub = rowwise_iou(q_sub[pair_query], gt_boxes[hoi_sub[pair_hoi]], opt.intersection)
+    iou_obj = rowwise_iou(q_obj[pair_query], gt_boxes[hoi_obj[pair_hoi]], opt.intersection)
     # class-aware IoU: the subject of every candidate is a person (label 0)
     iou_sub = np.where(gt_labels[hoi_sub[pair_hoi]] == 0, iou_sub, 0)
     matched = (iou_sub >= IOU_THRESHOLD) & (iou_obj >= IOU_THRESHOLD)
