@@ -334,7 +334,7 @@ def _place(rng, groups: list[list[Entity]], size: int, margin: float) -> list[tu
     return placed
 
 
-def _sample_scene(rng, cfg: SyntheticConfig, split: str, index: int, rare_counts: dict) -> Scene:
+def _sample_scene(rng, cfg: SyntheticConfig, split: str, rare_counts: dict) -> Scene:
     size = cfg.image_size
     u = size / 128.0
     n_people = int(rng.integers(1, cfg.max_people + 1))
@@ -407,8 +407,8 @@ def generate_scenes(cfg: SyntheticConfig, split: str) -> list[tuple[Scene, bytes
     count = cfg.num_train if split == "train" else cfg.num_test
     rare_counts: dict = {}
     out = []
-    for i in range(count):
-        scene = _sample_scene(rng, cfg, split, i, rare_counts)
+    for _ in range(count):
+        scene = _sample_scene(rng, cfg, split, rare_counts)
         out.append((scene, _render(scene, rng)))
     return out
 
