@@ -42,6 +42,9 @@ def test_snakemake_end_to_end(repo, tool_env, tmp_path):
     run_cfg = yaml.safe_load((tmp_path / "runs/synthetic_hico/hqm/seed1/config.yaml").read_text())
     assert run_cfg["train"]["epochs"] == 1 and run_cfg["hard_queries"]["loss_weight"] == 0.8
     assert "Nothing to be done" in run(base + ["-n"], repo, tool_env)  # a second run does nothing
+    run(base + ["--report", str(tmp_path / "report.html")], repo, tool_env)  # offline, self-contained
+    html = (tmp_path / "report.html").read_text()
+    assert "synthetic_hico_curves.png" in html and "synthetic_hico.md" in html
     # one variant's parameter reruns that variant and what reads its results, nothing else
     out = run(base + ["-n", "--config", "variants={hqm: {method: hqm, train: {lr: 0.0002}}}"], repo, tool_env)
     stats = out.split("Job stats:")[1].split("Reasons:")[0]

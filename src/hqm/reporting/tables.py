@@ -178,8 +178,11 @@ def build_tables(
             table.notes.insert(0, f"Default setting from the {' and '.join(sorted(protocols))} protocol; Known-Object from the official protocol.")
         table.notes.insert(0, "mAP in percent; ours = mean ± sample std over n seeds; Δ = ours − published.")
         for row in table.rows:
+            by_flag: dict[str, list[str]] = {}
             for metric, flag in row.flags.items():
-                table.notes.append(f"† {row.variant}, {METRIC_LABELS[metric]}: {flag}.")
+                by_flag.setdefault(flag, []).append(METRIC_LABELS[metric])
+            for flag, labels in by_flag.items():
+                table.notes.append(f"† {row.variant}, published {', '.join(labels)}: {flag}.")
         if fmt == "vcoco":
             table.notes.append(VCOCO_DETR_NOTE)
         tables.append(table)
