@@ -7,6 +7,8 @@ categories. Prints one JSON line per measurement:
 
 * ``hqm`` -- this project's evaluator, per protocol / setting: seconds (best of ``--repeat``) and
   the tracemalloc peak of one evaluation call (inputs excluded) plus the process max RSS;
+* the same predictions as QPIC post-process outputs (100 queries x 117 verbs per image) on
+  ``--qpic-layout-images`` images, time extrapolated to the full set;
 * ``peer_loop_reference`` -- a peer written for this benchmark that follows the loop structure of
   QPIC's published evaluator (evaluation.md §1.7: per-image Python loops over candidates, GT boxes
   and GT HOIs; per-category AP). It is run on ``--peer-images`` images and its time extrapolated
@@ -79,6 +81,19 @@ def build_case(num_images: int, seed: int = 0) -> tuple[HicoGroundTruth, list[Im
     return HicoGroundTruth(test, train, hico_validity_matrix()), preds
 
 
+def to_qpic_layout(preds: list[ImagePrediction], num_verbs: int = 117, seed: int = 0) -> list[ImagePrediction]:
+    """The same triplets as QPIC post-process outputs: one query per triplet (100 queries per
+    image), its verb scored as given, every other verb a small score on 30 % of the pairs."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in preds:
+        n = len(p)
+        scores = (rng.uniform(0, 0.05, (n, num_verbs)) * (rng.random((n, num_verbs)) < 0.3)).astype(np.float32)
+        scores[np.arange(n), p.verbs] = p.verb_scores
+        out.append(ImagePrediction(p.file_name, p.sub_boxes, p.obj_boxes, p.obj_labels, scores))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Peer: the reference evaluator's loop structure (QPIC hico_eval.py as evaluation.md §1.7 describes)
 # ---------------------------------------------------------------------------------------------
@@ -115,8 +130,13 @@ def peer_loop_reference(gt: HicoGroundTruth, preds: list[ImagePrediction], max_h
         n = 0 if p is None else len(p)
         pred_boxes = [{"bbox": b, "category_id": 0} for b in (p.sub_boxes if n else [])]
         pred_boxes += [{"bbox": b, "category_id": int(lab)} for b, lab in zip(p.obj_boxes if n else [], p.obj_labels if n else [])]
-        hois = [{"subject_id": k, "object_id": n + k, "category_id": int(p.verbs[k]),
-                 "score": p.verb_scores[k] * np.float32(corre[p.verbs[k], p.obj_labels[k]])} for k in range(n)]
+        if n and p.verbs is None:  # QPIC layout: every (query, verb) pair, query-major
+            hois = [{"subject_id": k, "object_id": n + k, "category_id": v,
+                     "score": p.verb_scores[k, v] * np.float32(corre[v, p.obj_labels[k]])}
+                    for k in range(n) for v in range(p.verb_scores.shape[1])]
+        else:
+            hois = [{"subject_id": k, "object_id": n + k, "category_id": int(p.verbs[k]),
+                     "score": p.verb_scores[k] * np.float32(corre[p.verbs[k], p.obj_labels[k]])} for k in range(n)]
         hois.sort(key=lambda h: h["score"], reverse=True)
         hois = hois[:max_hois]
         gt_boxes = [{"bbox": b.astype(np.float32), "category_id": int(lab)} for b, lab in zip(img.boxes, img.labels)]
@@ -180,6 +200,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=9658)
     parser.add_argument("--peer-images", type=int, default=600)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--qpic-layout-images", type=int, default=2000,
+                        help="images of the extra QPIC-layout case (100 queries x 117 verbs each)")
     args = parser.parse_args()
     start = time.perf_counter()
     gt, preds = build_case(args.images)
@@ -195,6 +217,15 @@ def main() -> None:
         print(json.dumps({"evaluator": "hqm", "protocol": protocol, "setting": setting, "seconds": round(seconds, 3),
                           "tracemalloc_peak_mb": round(peak_mb, 1), "mAP": out["mAP"],
                           "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+    # the same predictions as raw QPIC outputs (100 x 117 scores per image) on a subset
+    n_q = min(args.qpic_layout_images, args.images)
+    q_gt = HicoGroundTruth(gt.test[:n_q], gt.train_counts, gt.correct_mat)
+    q_preds = to_qpic_layout(preds[:n_q])
+    for protocol in ("qpic", "official"):
+        seconds, peak_mb, out = _measure(lambda p=protocol: evaluate_hico(q_gt, q_preds, p), args.repeat)
+        print(json.dumps({"evaluator": "hqm", "layout": "qpic_postprocess_100x117", "protocol": protocol,
+                          "images": n_q, "seconds": round(seconds, 3), "tracemalloc_peak_mb": round(peak_mb, 1),
+                          "extrapolated_seconds_full": round(seconds * args.images / n_q, 2), "mAP": out["mAP"]}))
     # the peer on a subset, checked against hqm on the same subset, extrapolated per image
     sub_gt = HicoGroundTruth(gt.test[: args.peer_images], gt.train_counts, gt.correct_mat)
     names = {img.file_name for img in sub_gt.test}

@@ -37,15 +37,18 @@ class RankedDetections:
 
 
 def rank_detections(category: np.ndarray, score: np.ndarray, is_tp: np.ndarray, npos: np.ndarray,
-                    stable: bool = True) -> RankedDetections:
+                    stable: bool = True, order: np.ndarray | None = None) -> RankedDetections:
     """Sort detections by (category, -score) and compute cumulative recall / precision.
 
     category [M] int in 0..K-1, score [M], is_tp [M] bool, npos [K] (0 gives recall inf/nan; such
-    categories are the caller's business). ``stable=True`` keeps input order among equal scores.
+    categories are the caller's business). ``stable=True`` keeps input order among equal scores;
+    ``order`` is that stable order if the caller has it already.
     """
     category = np.asarray(category, dtype=np.int64)
     num_categories = len(npos)
-    if stable:
+    if order is not None:
+        pass
+    elif stable:
         order = group_then_descending(category, score)
     else:  # numpy's default sort, as ``argsort(-score)`` in the reference (tie order unspecified)
         by_score = np.argsort(-np.asarray(score, dtype=np.float64))

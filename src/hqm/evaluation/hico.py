@@ -183,13 +183,14 @@ def _select_positive_first(masked: np.ndarray, keep: np.ndarray, cap: int, num_v
 
 def _gather_candidates(gt: HicoGroundTruth, preds: dict[str, ImagePrediction], cats: _Categories,
                        opt: HicoOptions, known: np.ndarray | None):
-    """Mask, per-image stable sort and cap, category lookup; flat arrays in (image, score desc) order.
+    """Mask, per-image cap (first ``cap`` of a stable descending sort), category lookup.
 
-    Returns image [K], query [K], category [K], masked score float32 [K] per candidate and the
-    query boxes sub [Q, 4], obj [Q, 4] that ``query`` indexes (boxes are not copied per candidate:
-    a QPIC-layout query has one box pair for all its verbs). Triplet-layout images are taken as they are; QPIC-layout images are reduced to their selected
-    (query, verb) pairs in batches (the N x C expansion of all images would not fit in memory);
-    the rest happens once for all images.
+    Returns image [K], query [K], category [K], masked score float32 [K] per candidate, in image
+    order and, within an image, in input order (or score order where the cap had to sort), and
+    the query boxes sub [Q, 4], obj [Q, 4] that ``query`` indexes (boxes are not copied per
+    candidate: a QPIC-layout query has one box pair for all its verbs). Triplet-layout images are
+    taken as they are; QPIC-layout images are reduced to their selected (query, verb) pairs in
+    batches (the N x C expansion of all images would not fit in memory).
     """
     corre = gt.correct_mat.astype(np.float32)
     cols: list[list[np.ndarray]] = [[], [], [], [], [], []]  # sub, obj | query, label, verb, score
@@ -215,6 +216,7 @@ def _gather_candidates(gt: HicoGroundTruth, preds: dict[str, ImagePrediction], c
             r, v = rows[bounds[k]:bounds[k + 1]], verbs[bounds[k]:bounds[k + 1]]
             add(i, p, r, v, p.verb_scores[r, v])
 
+    triplets: list[tuple[int, ImagePrediction]] = []
     for i, img in enumerate(gt.test):
         pred = preds.get(img.file_name)
         if pred is None or len(pred) == 0:
@@ -228,22 +230,37 @@ def _gather_candidates(gt: HicoGroundTruth, preds: dict[str, ImagePrediction], c
                 flush(batch)
                 batch.clear()
         else:
-            add(i, pred, np.arange(len(pred)), pred.verbs, pred.verb_scores)
+            triplets.append((i, pred))
     for batch in qpic_layout.values():
         if batch:
             flush(batch)
+    if triplets:  # one block: every triplet is its own query
+        total = sum(len(p) for _, p in triplets)
+        blocks = (tuple(p.sub_boxes for _, p in triplets), tuple(p.obj_boxes for _, p in triplets),
+                  (np.arange(num_queries, num_queries + total),), tuple(p.obj_labels for _, p in triplets),
+                  tuple(p.verbs for _, p in triplets), tuple(p.verb_scores for _, p in triplets))
+        for col, block in zip(cols, blocks):
+            col.extend(block)
+        image_of.extend(i for i, _ in triplets)
+        sizes.extend(len(p) for _, p in triplets)
     if not image_of:
         z, box = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
         return z, z, z, np.zeros(0, np.float32), box, box
     c_img = np.repeat(np.asarray(image_of, np.int64), sizes)
     q_sub, q_obj, c_query, labels, verbs, scores = (np.concatenate(c) for c in cols)
+    if qpic_layout and triplets:  # both layouts in one list: back to image order
+        perm = np.argsort(c_img, kind="stable")
+        c_img, c_query, labels, verbs, scores = (x[perm] for x in (c_img, c_query, labels, verbs, scores))
     valid = corre[verbs, labels]
     masked = scores * valid
     if opt.drop_invalid:
         keep = valid > 0
         c_img, c_query, labels, verbs, masked = (x[keep] for x in (c_img, c_query, labels, verbs, masked))
-    order = group_then_descending(c_img, masked)  # per image, descending score, stable
-    if opt.max_hois_per_image is not None:
+    cap = opt.max_hois_per_image
+    if cap is None or len(c_img) == 0 or np.bincount(c_img).max() <= cap:
+        order = np.arange(len(c_img))  # nothing to cut: the input order is kept
+    else:
+        order = group_then_descending(c_img, masked)  # per image, descending score, stable
         sorted_img = c_img[order]
         starts = np.searchsorted(sorted_img, np.arange(len(gt.test)), side="left")
         order = order[np.arange(len(order)) - starts[sorted_img] < opt.max_hois_per_image]
@@ -325,10 +342,15 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
     matched = (iou_sub >= IOU_THRESHOLD) & (iou_obj >= IOU_THRESHOLD)
     best_hoi = first_best(pair_cand, pair_hoi, np.minimum(iou_sub, iou_obj), matched, len(c_key))
     # no fallback: TP iff first candidate (image score order) whose best GT is that GT
-    is_tp = first_occurrence(best_hoi)
+    # in the ranking (category, descending score, input order), candidates sharing a best GT
+    # (same image, same category) appear in their image's stable score order
+    tp_order = group_then_descending(c_cat, c_score)
+    is_tp = np.zeros(len(c_key), dtype=bool)
+    is_tp[tp_order] = first_occurrence(best_hoi[tp_order])
 
     # --- AP ---------------------------------------------------------------------------------------
-    ranked = rank_detections(c_cat, c_score, is_tp, np.maximum(npos, 1), stable=opt.stable_sort)
+    ranked = rank_detections(c_cat, c_score, is_tp, np.maximum(npos, 1), stable=opt.stable_sort,
+                             order=tp_order if opt.stable_sort else None)
     ap = eleven_point_ap(ranked, THRESHOLDS[opt.ap_thresholds])
     rec = max_recall(ranked)
     ap[npos == 0], rec[npos == 0] = 0.0, 0.0
