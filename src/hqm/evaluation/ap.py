@@ -54,18 +54,17 @@ def rank_detections(category: np.ndarray, score: np.ndarray, is_tp: np.ndarray, 
         by_score = np.argsort(-np.asarray(score, dtype=np.float64))
         order = by_score[np.argsort(category[by_score], kind="stable")]
     cat = category[order]
-    tp = np.asarray(is_tp, dtype=np.int64)[order]
     starts = np.searchsorted(cat, np.arange(num_categories), side="left")
     ends = np.searchsorted(cat, np.arange(num_categories), side="right")
-    cum_tp_all = np.cumsum(tp)
-    # subtract the running total at the start of each group -> per-group cumulative counts
-    offset = np.concatenate([[0], cum_tp_all])[starts][cat]
-    cum_tp = cum_tp_all - offset
-    rank = np.arange(len(cat)) - starts[cat] + 1
-    cum_fp = rank - cum_tp
+    # per-group cumulative counts: running total minus the total before the group's start
+    cum_tp = np.cumsum(np.asarray(is_tp, dtype=bool)[order], dtype=np.int64)
+    before = np.concatenate([[0], cum_tp])[starts]  # [K]
+    cum_tp -= before[cat]
+    rank = np.arange(1, len(cat) + 1, dtype=np.int64)
+    rank -= starts[cat]  # = cumulative TP + FP within the group
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = cum_tp / np.asarray(npos, dtype=np.float64)[cat]
-    precision = cum_tp / (cum_fp + cum_tp)
+    precision = cum_tp / rank  # = cum_tp / (cum_fp + cum_tp), the same integers
     return RankedDetections(order, cat, recall, precision, starts, ends)
 
 

@@ -155,7 +155,7 @@ def _select_qpic_layout(batch: list[ImagePrediction], corre: np.ndarray, cap: in
         need = cap - above.sum(1, keepdims=True)
         keep = above | (ties & (np.cumsum(ties, axis=1) <= need))
     image, flat = np.nonzero(keep)
-    rows, verbs = np.divmod(flat, c)
+    rows, verbs = np.divmod(flat.astype(np.int32), np.int32(c))
     return image, rows, verbs
 
 
@@ -177,7 +177,7 @@ def _select_positive_first(masked: np.ndarray, keep: np.ndarray, cap: int, num_v
         flat = np.concatenate([flat, *fill])
         order = np.argsort(image, kind="stable")
         image, flat = image[order], flat[order]
-    rows, verbs = np.divmod(flat, num_verbs)
+    rows, verbs = np.divmod(flat.astype(np.int32), np.int32(num_verbs))
     return image, rows, verbs
 
 
@@ -246,31 +246,34 @@ def _gather_candidates(gt: HicoGroundTruth, preds: dict[str, ImagePrediction], c
     if not image_of:
         z, box = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
         return z, z, z, np.zeros(0, np.float32), box, box
-    c_img = np.repeat(np.asarray(image_of, np.int64), sizes)
+    c_img = np.repeat(np.asarray(image_of, np.int32), sizes)
     q_sub, q_obj, c_query, labels, verbs, scores = (np.concatenate(c) for c in cols)
     if qpic_layout and triplets:  # both layouts in one list: back to image order
         perm = np.argsort(c_img, kind="stable")
         c_img, c_query, labels, verbs, scores = (x[perm] for x in (c_img, c_query, labels, verbs, scores))
-    valid = corre[verbs, labels]
-    masked = scores * valid
+    masked = scores * corre[verbs, labels]
+    del scores
+
+    def subset(index, *arrays):  # no copy when nothing is dropped or reordered
+        return arrays if index is None else tuple(x[index] for x in arrays)
+
     if opt.drop_invalid:
-        keep = valid > 0
-        c_img, c_query, labels, verbs, masked = (x[keep] for x in (c_img, c_query, labels, verbs, masked))
+        valid = corre[verbs, labels] > 0
+        c_img, c_query, labels, verbs, masked = subset(None if valid.all() else valid, c_img, c_query, labels,
+                                                       verbs, masked)
     cap = opt.max_hois_per_image
-    if cap is None or len(c_img) == 0 or np.bincount(c_img).max() <= cap:
-        order = np.arange(len(c_img))  # nothing to cut: the input order is kept
-    else:
+    if cap is not None and len(c_img) and np.bincount(c_img).max() > cap:
         order = group_then_descending(c_img, masked)  # per image, descending score, stable
         sorted_img = c_img[order]
         starts = np.searchsorted(sorted_img, np.arange(len(gt.test)), side="left")
-        order = order[np.arange(len(order)) - starts[sorted_img] < opt.max_hois_per_image]
-    c_img, labels, verbs = c_img[order], labels[order], verbs[order]
+        order = order[np.arange(len(order)) - starts[sorted_img] < cap]
+        c_img, c_query, labels, verbs, masked = subset(order, c_img, c_query, labels, verbs, masked)
     cat = cats.lookup[labels, verbs]
     keep = cat >= 0
     if known is not None:
         keep &= known[c_img, labels]
-    order = order[keep]
-    return c_img[keep], c_query[order], cat[keep], masked[order], q_sub, q_obj
+    c_img, c_query, cat, masked = subset(None if keep.all() else keep, c_img, c_query, cat, masked)
+    return c_img, c_query, cat, masked, q_sub, q_obj
 
 
 def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
@@ -333,6 +336,8 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
     valid_hoi = np.nonzero(hoi_cat >= 0)[0]
     c_key = c_img * num_cats + c_cat
     pair_cand, pair_pos = join_on_key(c_key, hoi_img[valid_hoi] * num_cats + hoi_cat[valid_hoi])
+    num_cand = len(c_key)
+    del c_key
     pair_hoi = valid_hoi[pair_pos]
     pair_query = c_query[pair_cand]
     iou_sub = rowwise_iou(q_sub[pair_query], gt_boxes[hoi_sub[pair_hoi]], opt.intersection)
@@ -340,12 +345,12 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
     # class-aware IoU: the subject of every candidate is a person (label 0)
     iou_sub = np.where(gt_labels[hoi_sub[pair_hoi]] == 0, iou_sub, 0)
     matched = (iou_sub >= IOU_THRESHOLD) & (iou_obj >= IOU_THRESHOLD)
-    best_hoi = first_best(pair_cand, pair_hoi, np.minimum(iou_sub, iou_obj), matched, len(c_key))
+    best_hoi = first_best(pair_cand, pair_hoi, np.minimum(iou_sub, iou_obj), matched, num_cand)
     # no fallback: TP iff first candidate (image score order) whose best GT is that GT
     # in the ranking (category, descending score, input order), candidates sharing a best GT
     # (same image, same category) appear in their image's stable score order
     tp_order = group_then_descending(c_cat, c_score)
-    is_tp = np.zeros(len(c_key), dtype=bool)
+    is_tp = np.zeros(num_cand, dtype=bool)
     is_tp[tp_order] = first_occurrence(best_hoi[tp_order])
 
     # --- AP ---------------------------------------------------------------------------------------

@@ -23,14 +23,18 @@ def first_best(pair_left: np.ndarray, pair_right: np.ndarray, value: np.ndarray,
                num_left: int) -> np.ndarray:
     """Per left item, the right item of its first eligible pair with the largest value (-1 if none).
 
-    Pairs must be grouped by left in the order that breaks ties (first wins).
+    Pairs must be grouped by left (contiguous, as :func:`join_on_key` returns them) in the order
+    that breaks ties (first wins). Only items with pairs cost memory beyond the int64 [num_left] result.
     """
-    score = np.where(eligible, value, -np.inf).astype(np.float64)
-    best = np.full(num_left, -np.inf)
-    np.maximum.at(best, pair_left, score)
-    is_best = eligible & (score == best[pair_left])
-    lefts, pos = np.unique(pair_left[is_best], return_index=True)
     out = np.full(num_left, -1, dtype=np.int64)
+    if len(pair_left) == 0:
+        return out
+    score = np.where(eligible, value, -np.inf).astype(np.float64)
+    seg_start = np.flatnonzero(np.concatenate([[True], pair_left[1:] != pair_left[:-1]]))
+    seg_max = np.maximum.reduceat(score, seg_start)
+    seg_of_pair = np.cumsum(np.concatenate([[False], pair_left[1:] != pair_left[:-1]]))
+    is_best = eligible & (score == seg_max[seg_of_pair])
+    lefts, pos = np.unique(pair_left[is_best], return_index=True)
     out[lefts] = pair_right[is_best][pos]
     return out
 
