@@ -111,3 +111,13 @@ def test_round_boxes_uses_matlab_rounding():
     assert ap_of(evaluate_hico(gt, [pred], "official"))["num_tp"] == 0
     with pytest.raises(HqmError, match="unexpected keyword"):
         evaluate_hico(gt, [pred], "official", no_such_option=True)
+
+
+def test_unlisted_images_are_an_error_or_images_without_gt():
+    gt = gt_of(image("a.jpg", [PERSON, OBJ1], [0, OBJ], [[0, 1, VERB]]))
+    preds = [triplets("a.jpg", [(OBJ1, OBJ, 0.5)]), triplets("unlisted.jpg", [(OBJ1, OBJ, 0.9)])]
+    with pytest.raises(HqmError, match="'unlisted.jpg': not an image of the ground truth"):
+        evaluate_hico(gt, preds)
+    assert ap_of(evaluate_hico(gt, preds, unlisted_images="no_gt"))["num_det"] == 1  # QPIC: ignored (Q3)
+    official = ap_of(evaluate_hico(gt, preds, "official", unlisted_images="no_gt"))
+    assert official["num_det"] == 2 and official["ap"] == pytest.approx(0.5, abs=1e-15)  # an FP first

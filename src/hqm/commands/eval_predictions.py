@@ -22,6 +22,9 @@ def add_parser(subparsers) -> None:
                         default=["default", "known_object"], help="HICO-DET settings of the official protocol")
     parser.add_argument("--max-hois", type=int, default=100, help="per-image cap of the QPIC protocols")
     parser.add_argument("--no-per-category", action="store_true", help="leave per-category rows out")
+    parser.add_argument("--unlisted-images", choices=("error", "no_gt"), default="error",
+                        help="HICO-DET: predictions for images the test file does not list are an error, "
+                        "or images without ground truth (the file may omit the 112 test images without HOIs)")
     parser.add_argument("--official-pickle", default=None,
                         help="V-COCO: also write the official detections pickle here (.gz = gzip)")
     parser.set_defaults(func=run)
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(hico_protocols=list(args.protocols), hico_settings=list(args.settings),
                      max_hois=args.max_hois)
     metrics = evaluate_dataset(args.dataset_format, args.root, predictions, cfg,
-                               per_category=not args.no_per_category)
+                               per_category=not args.no_per_category, unlisted_images=args.unlisted_images)
     write_json(args.out, {"format": args.dataset_format, "root": str(args.root),
                           "predictions": str(args.predictions), **metrics})
     if args.official_pickle:

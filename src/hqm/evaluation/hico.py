@@ -78,6 +78,9 @@ class HicoOptions:
     stable_sort: bool = True  # the reference's argsort(-score) is unstable; fixtures have no ties
     round_boxes: bool = False  # round detections to integers (MATLAB round) before the offset
     drop_invalid: bool = False  # drop (verb, object) pairs outside the table instead of scoring 0
+    # predictions for images the GT file does not list (test_hico.json may omit the 112 test images
+    # without visible HOIs): "error", or "no_gt" = evaluate them as images without any GT
+    unlisted_images: Literal["error", "no_gt"] = "error"
 
 
 PRESETS = {
@@ -294,6 +297,11 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
         opt = replace(PRESETS[protocol], **options)
     except TypeError as exc:
         raise HqmError(f"evaluate_hico: {exc}") from None
+    if opt.unlisted_images == "no_gt":
+        listed = {img.file_name for img in gt.test}
+        extra = [HoiImageAnnotation(p.file_name, np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros((0, 3), np.int64))
+                 for p in predictions if p.file_name not in listed]
+        gt = replace(gt, test=gt.test + extra)
     names = {img.file_name: i for i, img in enumerate(gt.test)}
     validate_predictions(predictions, "predictions", set(names), NUM_OBJECT_CLASSES, NUM_HICO_VERBS)
     preds = {p.file_name: p for p in predictions}

@@ -14,12 +14,14 @@ from hqm.evaluation.vcoco import evaluate_vcoco_official, evaluate_vcoco_qpic
 
 
 def evaluate_dataset(meta_format: str, root: str | Path, predictions: list[ImagePrediction],
-                     eval_cfg: EvalConfig | None = None, per_category: bool = True) -> dict:
+                     eval_cfg: EvalConfig | None = None, per_category: bool = True,
+                     unlisted_images: str = "error") -> dict:
     """Evaluate test-split predictions of the dataset at ``root`` (layouts in docs/architecture.md).
 
     Returns the metrics block of ``metrics.json``: ``{"hico": {protocol: {setting: {...}}}}`` or
     ``{"vcoco": {"official": {...}, "qpic": {...}}}``. The QPIC HICO-DET protocol has only the
-    Default setting; ``per_category=False`` drops the per-category rows.
+    Default setting; ``per_category=False`` drops the per-category rows. ``unlisted_images``
+    ("error" | "no_gt"): HICO-DET predictions for images the test file does not list.
     """
     cfg = eval_cfg or EvalConfig()
     root = Path(root)
@@ -30,7 +32,9 @@ def evaluate_dataset(meta_format: str, root: str | Path, predictions: list[Image
             for setting in cfg.hico_settings:
                 if protocol == "qpic" and setting != "default":
                     continue
-                options = {"max_hois_per_image": cfg.max_hois} if protocol == "qpic" else {}
+                options = {"unlisted_images": unlisted_images}
+                if protocol == "qpic":
+                    options["max_hois_per_image"] = cfg.max_hois
                 result = evaluate_hico(gt, predictions, protocol, setting, **options)
                 if not per_category:
                     result.pop("per_category")
