@@ -54,16 +54,20 @@ def rank_mask_bias(logits: Tensor, ranks: Tensor, top_k: int) -> Tensor:
     Returns a float tensor like ``logits`` that is -inf at the masked keys and 0 elsewhere.
     """
     k = min(top_k, logits.shape[-1])
-    top = logits.topk(k, dim=-1, sorted=True).indices  # [R, Nq, k], rank 0 = largest logit
+    values, top = logits.topk(k, dim=-1, sorted=True)  # [R, Nq, k], rank 0 = largest logit
+    ranks = ranks.to(top.device)
     if ranks.dim() == 1:
-        keys = top[..., ranks.to(top.device)]
+        keys = top[..., ranks]
+        chosen = torch.zeros(k, dtype=torch.bool, device=top.device).index_fill_(0, ranks, True)
     else:
-        keys = top.gather(-1, ranks.to(top.device))
-    hidden = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, keys, True)
-    # Keep at least one finite logit per row (tiny images with few valid keys).
-    survives = (torch.isfinite(logits) & ~hidden).any(-1, keepdim=True)
-    hidden &= survives
-    return torch.zeros_like(logits).masked_fill_(hidden, float("-inf"))
+        keys = top.gather(-1, ranks)
+        chosen = torch.zeros_like(top, dtype=torch.bool).scatter_(-1, ranks, True)
+    # Finite logits rank first, and some rank < k is never chosen (n_mask < k): a row keeps a
+    # finite key iff one of its unchosen top-k ranks is finite. Rows that would lose every
+    # finite key (tiny images) stay unmasked.
+    survives = (torch.isfinite(values) & ~chosen).any(-1, keepdim=True)
+    fill = torch.where(survives, float("-inf"), 0.0).to(logits.dtype).expand_as(keys)
+    return torch.zeros_like(logits).scatter_(-1, keys, fill)
 
 
 def build_amm_bias(
