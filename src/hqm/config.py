@@ -170,6 +170,7 @@ class SyntheticConfig:
     max_people: int = 2
     max_objects: int = 3
     rare_max_train: int = 6  # training images of each rare (pose, object) combination
+    layout: Literal["slots", "random"] = "slots"  # people side by side on the ground, or anywhere
 
 
 @dataclass

@@ -113,3 +113,20 @@ def test_bad_sizes_are_refused_without_output(tmp_path):
     with pytest.raises(HqmError, match="image_size"):
         make_synthetic(SyntheticConfig(image_size=32), "hico", tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def _person_bottoms(root):
+    train = json.loads((root / "annotations" / "trainval_hico.json").read_text())
+    return np.array([a["bbox"][3] for e in train for a in e["annotations"] if a["category_id"] == 1])
+
+
+def test_slot_layout_stands_people_on_the_ground_random_layout_does_not(tmp_path):
+    base = {**TINY.__dict__, "num_train": 40, "num_test": 1}
+    make_synthetic(SyntheticConfig(**{**base, "layout": "slots"}), "hico", tmp_path / "slots")
+    make_synthetic(SyntheticConfig(**{**base, "layout": "random"}), "hico", tmp_path / "random")
+    size = TINY.image_size
+    on_ground = (_person_bottoms(tmp_path / "slots") >= size * 0.85).mean()
+    assert on_ground > 0.8
+    assert (_person_bottoms(tmp_path / "random") >= size * 0.85).mean() < on_ground
+    with pytest.raises(HqmError, match="synthetic.layout"):
+        make_synthetic(SyntheticConfig(**{**base, "layout": "grid"}), "hico", tmp_path / "bad")

@@ -23,8 +23,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--format", choices=("hico", "vcoco"), required=True)
     parser.add_argument("--out", required=True, help="dataset root to (re)create")
     parser.add_argument("--params", help="params.yaml whose 'synthetic' section gives the sizes")
-    for name in _SIZE_OPTIONS:
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
+    for f in dataclasses.fields(SyntheticConfig):
+        kind = int if f.type in ("int", int) else str
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
     parser.set_defaults(func=run)
 
 

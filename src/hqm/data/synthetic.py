@@ -304,10 +304,13 @@ def _object_size(rng: np.random.Generator, obj: str, u: float) -> tuple[float, f
     return float(rng.uniform(w0, w1)) * u, float(rng.uniform(h0, h1)) * u
 
 
-def _place(rng, groups: list[list[Entity]], size: int, margin: float) -> list[tuple[int, list[Entity]]]:
-    """Random non-overlapping positions; groups that do not fit after 60 tries are dropped.
+def _place(rng, groups: list[list[Entity]], size: int, margin: float, slots: int = 0) -> list[tuple[int, list[Entity]]]:
+    """Non-overlapping positions; groups that do not fit after 60 random tries are dropped.
 
-    Returns (group index, moved group) for the groups that were placed, in input order.
+    With ``slots`` > 0 the first ``slots`` groups (the people) are first tried side by side, each
+    centred in its column of the image and standing near the bottom (slightly jittered): regular
+    positions make the boxes much easier to learn for a tiny detector. Returns (group index,
+    moved group) for the groups that were placed, in input order.
     """
     placed: list[tuple[int, list[Entity]]] = []
     taken: list[tuple[float, float, float, float]] = []
@@ -319,9 +322,14 @@ def _place(rng, groups: list[list[Entity]], size: int, margin: float) -> list[tu
         w, h = x2 - x1, y2 - y1
         if w + 2 * margin > size or h + 2 * margin > size:
             continue
-        for _ in range(60):
-            nx = float(rng.uniform(margin, size - margin - w))
-            ny = float(rng.uniform(margin, size - margin - h))
+        tries = []
+        if gi < slots:
+            centre = (gi + 0.5) * size / slots + float(rng.uniform(-size / 32, size / 32))
+            bottom = size - margin - float(rng.uniform(0, size / 16))
+            tries.append((min(max(centre - w / 2, margin), size - margin - w), bottom - h))
+        tries += [(float(rng.uniform(margin, size - margin - w)), float(rng.uniform(margin, size - margin - h)))
+                  for _ in range(60)]  # fmt: skip
+        for nx, ny in tries:
             cand = (nx - 2, ny - 2, nx + w + 2, ny + h + 2)
             if all(cand[2] <= t[0] or t[2] <= cand[0] or cand[3] <= t[1] or t[3] <= cand[1] for t in taken):
                 taken.append(cand)
@@ -364,7 +372,8 @@ def _sample_scene(rng, cfg: SyntheticConfig, split: str, rare_counts: dict) -> S
         ow, oh = _object_size(rng, obj, u)
         groups.append([Entity("object", obj, draw_object(obj, ow, oh, int(rng.choice((-1, 1)))))])
         poses.append("")
-    placed = _place(rng, groups, size, margin=2 * u)
+    slots = n_people if cfg.layout == "slots" else 0
+    placed = _place(rng, groups, size, margin=2 * u, slots=slots)
     entities: list[Entity] = []
     interactions: list[Interaction] = []
     idle: dict[int, str] = {}
@@ -598,6 +607,8 @@ def make_synthetic(cfg: SyntheticConfig, fmt: str, out_root: str | os.PathLike) 
     for name in ("num_train", "num_test", "max_people", "max_objects"):
         if getattr(cfg, name) < 1:
             raise HqmError(f"synthetic.{name}: must be at least 1, got {getattr(cfg, name)}")
+    if cfg.layout not in ("slots", "random"):
+        raise HqmError(f"synthetic.layout: must be 'slots' or 'random', got {cfg.layout!r}")
     if cfg.image_size < 96:
         raise HqmError(f"synthetic.image_size: must be at least 96 pixels, got {cfg.image_size}")
     out_root = Path(out_root)
