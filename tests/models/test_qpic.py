@@ -1,10 +1,12 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from models_helpers import tiny_detector
 
 from hqm.config import ModelConfig
+from hqm.errors import HqmError
 from hqm.models.backbone import Backbone, FrozenBatchNorm2d
 from hqm.models.build import build_qpic
 from hqm.models.position import PositionEmbeddingSine
@@ -97,6 +99,11 @@ def test_backbone_loads_torchvision_weights(tmp_path):
     backbone.load_torchvision_weights(tmp_path / "r18.pth")
     torch.testing.assert_close(backbone.body.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
     torch.testing.assert_close(backbone.body.bn1.running_var, reference.bn1.running_var)
+    with pytest.raises(HqmError, match="r18.pth"):
+        Backbone("resnet34").load_torchvision_weights(tmp_path / "r18.pth")  # wrong architecture
+    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    with pytest.raises(HqmError, match="junk.pth"):
+        backbone.load_torchvision_weights(tmp_path / "junk.pth")
 
 
 def test_sine_encoding_matches_spec_formula():

@@ -85,7 +85,11 @@ class Backbone(nn.Module):
         if not isinstance(state, dict):
             raise HqmError(f"{path}: expected a state dict, got {type(state).__name__}")
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        result = self.body.load_state_dict(state, strict=False)
+        try:
+            result = self.body.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatch, e.g. resnet18 weights into resnet50
+            first = str(exc).strip().splitlines()[-1].strip()[:160]
+            raise HqmError(f"{path}: not a matching torchvision ResNet ({first})") from None
         if result.missing_keys or result.unexpected_keys:
             raise HqmError(
                 f"{path}: not a matching torchvision ResNet: missing {result.missing_keys[:5]}, "
