@@ -133,7 +133,8 @@ def build_stages(params: dict, params_file: str = "params.yaml") -> dict[str, di
         tables = f"{results}/tables"
         stages[_name("tables", name)] = {
             "cmd": f"hqm tables --metrics {' '.join(metrics)} --out-dir {tables} "
-            f"--backbone {params['model']['backbone']} --variants {' '.join(exp['variants'])}",
+            f"--backbone {params['model']['backbone']} --variants {' '.join(exp['variants'])} "
+            f"--hico-protocol {'qpic' if datasets[name]['source'] == 'synthetic' else 'official'}",
             "deps": metrics,
             "outs": [{f"{tables}/{name}.{ext}": {"cache": False}} for ext in ("md", "tex", "csv")],
         }

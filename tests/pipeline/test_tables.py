@@ -14,7 +14,7 @@ from hqm.reporting.paper import PUBLISHED, find_published
 
 def hico_metrics(variant, method, seed, full, rare, nonrare, ko=None):
     section = {"mAP": full, "mAP rare": rare, "mAP non-rare": nonrare, "mean max recall": 0.5}
-    official = {"default": section}
+    official = {"default": dict(section)}
     if ko is not None:
         official["known_object"] = {"mAP": ko[0], "mAP rare": ko[1], "mAP non-rare": ko[2]}
     return {"dataset": "hico_det", "format": "hico", "variant": variant, "method": method, "seed": seed,
@@ -110,3 +110,14 @@ def test_published_numbers_match_the_issue():
     assert find_published("hqm", "vcoco").values == {"role_ap_s1": 63.6}
     assert find_published("gbs", "hico") is None
     assert all(row.source for row in PUBLISHED)
+
+
+def test_hico_protocol_choice(runs):
+    runs[0][1]["hico"]["qpic"]["default"]["mAP"] = 0.5
+    official = tables.build_tables(runs[:1])[0]
+    qpic = tables.build_tables(runs[:1], hico_protocol="qpic")[0]
+    assert official.rows[0].stats("default_full")[0] == pytest.approx(30.0)
+    assert qpic.rows[0].stats("default_full")[0] == pytest.approx(50.0)
+    assert "from the qpic protocol" in tables.render_markdown(qpic)
+    del runs[1][1]["hico"]["official"]  # falls back to the other protocol
+    assert tables.build_tables(runs[1:2])[0].rows[0].stats("default_full")[0] == pytest.approx(32.0)

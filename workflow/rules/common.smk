@@ -56,6 +56,11 @@ def dataset_format(wildcards):
     return config["datasets"][wildcards.dataset]["format"]
 
 
+def table_protocol(wildcards):
+    """HICO-DET Default columns: the official protocol, the QPIC one for synthetic data."""
+    return "qpic" if config["datasets"][wildcards.dataset]["source"] == "synthetic" else "official"
+
+
 def dataset_ready(wildcards):
     """What marks a dataset as built: the synthetic root, or a real dataset's converted annotations."""
     ds = config["datasets"][wildcards.dataset]

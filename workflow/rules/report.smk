@@ -12,13 +12,14 @@ rule tables:
         out_dir=lambda wildcards, output: os.path.dirname(output.md),
         backbone=config["model"]["backbone"],
         variants=VARIANTS,
+        protocol=table_protocol,
     conda:
         "../envs/hqm.yaml"
     log:
         "logs/tables/{dataset}.log",
     shell:
         "hqm tables --metrics {input} --out-dir {params.out_dir} --backbone {params.backbone} "
-        "--variants {params.variants} > {log} 2>&1"
+        "--variants {params.variants} --hico-protocol {params.protocol} > {log} 2>&1"
 
 
 rule plots:

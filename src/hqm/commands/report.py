@@ -28,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--backbone", default="resnet50", help="selects the published row (R50 / R101)")
     p.add_argument("--variants", nargs="*", default=None, help="row order")
+    p.add_argument("--hico-protocol", choices=("official", "qpic"), default="official",
+                   help="protocol of the HICO-DET Default columns (qpic for synthetic data)")
     p.set_defaults(func=run)
 
     p = subparsers.add_parser("plots", help="runs' log.jsonl files -> training curves (PNG + CSV)")
@@ -82,7 +84,7 @@ def run_resolve_config(args: argparse.Namespace) -> int:
 def run_tables(args: argparse.Namespace) -> int:
     from hqm.reporting.tables import write_tables
 
-    for path in write_tables(args.metrics, args.out_dir, args.backbone, args.variants):
+    for path in write_tables(args.metrics, args.out_dir, args.backbone, args.variants, args.hico_protocol):
         print(path)
     return 0
 
