@@ -42,9 +42,12 @@ def first_best(pair_left: np.ndarray, pair_right: np.ndarray, value: np.ndarray,
 def first_occurrence(ids: np.ndarray) -> np.ndarray:
     """Bool [N]: True where ids[i] >= 0 appears for the first time (the no-fallback TP rule)."""
     out = np.zeros(len(ids), dtype=bool)
-    has = np.nonzero(ids >= 0)[0]
-    _, first = np.unique(ids[has], return_index=True)
-    out[has[first]] = True
+    has = np.flatnonzero(ids >= 0)
+    if len(has) == 0:
+        return out
+    first = np.full(int(ids[has].max()) + 1, len(ids), dtype=np.int64)
+    np.minimum.at(first, ids[has], has)  # O(N), no sort
+    out[first[first < len(ids)]] = True
     return out
 
 
@@ -61,3 +64,18 @@ def group_then_descending(group: np.ndarray, score: np.ndarray) -> np.ndarray:
     ascending = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(1 << 31))  # IEEE order as unsigned
     key = (np.asarray(group).astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
     return np.argsort(key, kind="stable")
+
+
+def descending_order(score: np.ndarray) -> np.ndarray:
+    """Stable descending order of ``score`` [N] (ties keep input order); NaN-free input.
+
+    float32: the (descending score bits, index) pairs are packed into unique uint64 keys, so a
+    plain (vectorised, unstable) ``np.sort`` gives the stable order.
+    """
+    score = np.asarray(score)
+    if score.dtype != np.float32 or len(score) >= 2**32:
+        return np.argsort(-score.astype(np.float64), kind="stable")
+    bits = (score + np.float32(0)).view(np.uint32)
+    ascending = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(1 << 31))
+    key = ((~ascending).astype(np.uint64) << np.uint64(32)) | np.arange(len(score), dtype=np.uint64)
+    return (np.sort(key) & np.uint64(0xFFFFFFFF)).astype(np.int64)

@@ -36,7 +36,7 @@ from hqm.data.classes import (
 from hqm.errors import HqmError
 from hqm.evaluation.ap import THRESHOLDS, eleven_point_ap, rank_detections, voc_all_point_ap
 from hqm.evaluation.hico import rowwise_iou
-from hqm.evaluation.matching import first_best, first_occurrence, join_on_key
+from hqm.evaluation.matching import descending_order, first_best, first_occurrence, join_on_key
 from hqm.evaluation.predictions import ImagePrediction, validate_predictions
 from hqm.io import atomic_write, read_json
 
@@ -274,15 +274,15 @@ def read_official_pickle(path: str | Path) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _official_ap(score: np.ndarray, is_tp: np.ndarray, npos: int) -> float:
-    """vsrl_eval's AP: float32 counts and recall, all-point interpolation, float32 result."""
+def _official_ap(is_tp: np.ndarray, npos: int) -> float:
+    """vsrl_eval's AP of detections already in descending score order: float32 counts and
+    recall, all-point interpolation, float32 result."""
     if npos == 0:
         return float("nan")
-    if len(score) == 0:
+    if len(is_tp) == 0:
         return 0.0
-    order = np.argsort(-score, kind="stable")
-    tp = np.cumsum(is_tp[order].astype(np.float32))
-    fp = np.cumsum((~is_tp[order]).astype(np.float32))
+    tp = np.cumsum(is_tp, dtype=np.float32)
+    fp = np.cumsum(~is_tp, dtype=np.float32)
     rec = tp / np.float32(npos)
     prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
     return float(np.float32(voc_all_point_ap(rec.astype(np.float64), prec)))
@@ -315,39 +315,42 @@ def evaluate_vcoco_detections(gt: VcocoOfficialGT, dets: VcocoDetections) -> dic
     hit = (jmax >= 0) & (ovmax >= IOU_THRESHOLD)
     npos = (gt.actions == 1).sum(0)
 
-    def column_ap(score: np.ndarray, action: int, role_ok: np.ndarray) -> float:
-        rec = ~np.isnan(score) & ~ignored
-        ok = rec & hit & role_ok & (gt.actions[np.maximum(jmax, 0), action] == 1)
-        order = np.lexsort((-score, det_img))  # per image, descending score (stable)
-        first = np.zeros(len(ok), bool)
-        first[order] = first_occurrence(np.where(ok[order], jmax[order], -1))
-        return _official_ap(score[rec], (ok & first)[rec], int(npos[action]))
+    person = np.maximum(jmax, 0)
 
-    every = np.ones(len(det_img), bool)
+    def column_ap(score: np.ndarray, action: int, role_ok: np.ndarray | None) -> float:
+        """One agent / role column. Detections sharing a best person share an image, so the
+        first OK one per person in the global stable descending order is the first in its image's
+        order (the reference's per-image loop): one sort gives both the TPs and the AP ranking."""
+        idx = np.flatnonzero(~np.isnan(score) & ~ignored)  # recorded detections
+        idx = idx[descending_order(score[idx])]
+        ok = hit[idx] & (gt.actions[person[idx], action] == 1)
+        if role_ok is not None:
+            ok &= role_ok[idx]
+        tp = ok & first_occurrence(np.where(ok, jmax[idx], -1))
+        return _official_ap(tp, int(npos[action]))
+
     agent_score, role_score = dets.agent_score[keep], dets.role_score[keep]
-    agent = np.array([column_ap(agent_score[:, a], a, every) for a in range(NUM_ACTIONS)], np.float32)
+    agent = np.array([column_ap(agent_score[:, a], a, None) for a in range(NUM_ACTIONS)], np.float32)
     result = {"agent_ap": _number(np.nansum(agent) / np.float32(NUM_ACTIONS) * np.float32(100))}
+    aps = {1: [], 2: []}
+    for p in range(len(VCOCO_ROLE_PAIRS)):
+        a, slot = int(_PAIR_ACTION[p]), int(_PAIR_ROLE_SLOT[p])
+        gt_role = gt.role_boxes[person, a, slot]  # [D, 4]; -1 = role not annotated
+        pred_role = dets.role_box[:, p][keep]  # per pair: never materialise the broadcast [D, 25, 4]
+        no_gt_role = np.all(gt_role == -1, axis=1)
+        role_hit = rowwise_iou(gt_role, pred_role, "voc") >= IOU_THRESHOLD  # NaN box -> False
+        # Scenario 1: an unannotated role needs a "no object" box (all 0 or all NaN); Scenario 2: any
+        empty = np.all(pred_role == 0, axis=1) | np.all(np.isnan(pred_role), axis=1)
+        aps[1].append(column_ap(role_score[:, p], a, np.where(no_gt_role, empty, role_hit)))
+        aps[2].append(column_ap(role_score[:, p], a, no_gt_role | role_hit))
+    reported = np.array([n != "-".join(VCOCO_EXCLUDED_FROM_REPORT) for n in PAIR_NAMES])
     for scenario in (1, 2):
-        aps = []
-        for p in range(len(VCOCO_ROLE_PAIRS)):
-            a, slot = int(_PAIR_ACTION[p]), int(_PAIR_ROLE_SLOT[p])
-            gt_role = gt.role_boxes[np.maximum(jmax, 0), a, slot]  # [D, 4]
-            pred_role = dets.role_box[:, p][keep]  # per pair: never materialise the broadcast [D, 25, 4]
-            no_gt_role = np.all(gt_role == -1, axis=1)
-            if scenario == 1:
-                empty = np.all(pred_role == 0, axis=1) | np.all(np.isnan(pred_role), axis=1)
-                unannotated_ok = empty
-            else:
-                unannotated_ok = np.ones(len(det_img), bool)
-            role_ok = np.where(no_gt_role, unannotated_ok, rowwise_iou(gt_role, pred_role, "voc") >= IOU_THRESHOLD)
-            aps.append(column_ap(role_score[:, p], a, role_ok))
-        aps = np.array(aps, np.float32)
-        result[f"role_ap_per_pair_s{scenario}"] = {n: _number(a) for n, a in zip(PAIR_NAMES, aps)}
-        reported = np.array([n != "-".join(VCOCO_EXCLUDED_FROM_REPORT) for n in PAIR_NAMES])
+        pair_ap = np.array(aps[scenario], np.float32)
+        result[f"role_ap_per_pair_s{scenario}"] = {n: _number(x) for n, x in zip(PAIR_NAMES, pair_ap)}
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slice -> None below
-            result[f"role_ap_s{scenario}_25"] = _number(np.nanmean(aps) * np.float32(100))
-            result[f"role_ap_s{scenario}_24"] = _number(np.nanmean(aps[reported]) * np.float32(100))
+            result[f"role_ap_s{scenario}_25"] = _number(np.nanmean(pair_ap) * np.float32(100))
+            result[f"role_ap_s{scenario}_24"] = _number(np.nanmean(pair_ap[reported]) * np.float32(100))
     result["agent_ap_per_action"] = {n: _number(a) for n, a in zip(VCOCO_ACTIONS, agent)}
     result["num_detections"] = int(keep.sum())
     return result
