@@ -63,6 +63,15 @@ def test_r50_layout_is_the_released_hqm_layout_after_renaming():
     assert set(ours) - set(qpic) == {f"query_embed_sp.layers.{i}.{p}" for i in (0, 1) for p in ("weight", "bias")}
 
 
+def test_fresh_heads_use_the_upstream_hqm_initialisation():
+    hqm, qpic = _tiny(), _tiny("qpic")
+    fan_in, fan_out = 32, 4  # verb head [4, 32]
+    xavier, linear = (6 / (fan_in + fan_out)) ** 0.5, fan_in**-0.5
+    assert linear < hqm.verb_class_embed.weight.abs().max() <= xavier
+    assert qpic.verb_class_embed.weight.abs().max() <= linear
+    assert hqm.query_embed_sp.layers[0].weight.abs().max() <= 12**-0.5  # Linear default, fan_in 12
+
+
 def test_aux_loss_off_and_unknown_options_are_rejected():
     with pytest.raises(HqmError, match="aux_loss"):
         _tiny(aux_loss=False)

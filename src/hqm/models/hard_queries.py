@@ -56,7 +56,14 @@ class HQMDetector(QPIC):
         if hard.amm.queries != "all":
             raise HqmError(f"hard_queries.amm.queries: {hard.amm.queries!r} is not implemented (use 'all', as coded upstream)")
         super().__init__(backbone, transformer, num_obj_classes, num_verb_classes, num_queries, aux_loss)
-        self.query_embed_sp = SpatialQueryEncoder(transformer.d_model)
+        # Upstream HQM keeps the heads inside its transformer, whose init gives every matrix
+        # xavier_uniform_ (biases keep Linear defaults); heads not loaded from a checkpoint (the
+        # verb head at training start) must start from that distribution (method.md §7.5).
+        for head in (self.obj_class_embed, self.verb_class_embed, self.sub_bbox_embed, self.obj_bbox_embed):
+            for name, param in head.named_parameters():
+                if name.endswith("weight"):
+                    nn.init.xavier_uniform_(param)
+        self.query_embed_sp = SpatialQueryEncoder(transformer.d_model)  # outside: Linear defaults
         self.hard = hard
         self.generator = torch.Generator()
         self.seed_hard_stream(seed, _current_rank())
