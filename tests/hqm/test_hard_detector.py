@@ -231,3 +231,13 @@ def test_tiny_model_trains_and_loss_falls(method):
     assert seen == ({"gbs", "amm"} if method == "hqm" else {method})
     assert sum(totals[-4:]) < 0.85 * sum(totals[:4]), totals
     assert sum(hard_parts[-4:]) < 0.85 * sum(hard_parts[:4]), hard_parts
+
+
+def test_ranks_get_distinct_hard_stream_draws():
+    model = _tiny(hard=HardQueryConfig(gbs=GBSConfig(acceptance_scope="box"))).eval()
+    images, mask, targets = _batch(pairs=(3, 3))
+    shifts = []
+    for rank in (0, 1, 0):
+        model.seed_hard_stream(42, rank)
+        shifts.append(model(images, mask, targets, hard_stream="gbs")["hard_outputs"]["pred_sub_boxes"])
+    assert torch.equal(shifts[0], shifts[2]) and not torch.equal(shifts[0], shifts[1])
