@@ -81,6 +81,21 @@ def test_backbone_freezes_stem_and_layer1_and_uses_frozen_bn():
     assert set(bn.state_dict()) == {"weight", "bias", "running_mean", "running_var"}
 
 
+def test_folded_frozen_norms_equal_the_plain_resnet_forward():
+    for name in ("resnet18", "resnet50"):
+        backbone = Backbone(name).eval()
+        with torch.no_grad():
+            for module in backbone.modules():
+                if isinstance(module, FrozenBatchNorm2d):
+                    module.weight.uniform_(0.5, 1.5)
+                    module.bias.normal_(0, 0.1)
+                    module.running_mean.normal_(0, 0.1)
+                    module.running_var.uniform_(0.5, 2.0)
+        images = torch.randn(1, 3, 64, 64)
+        folded, _ = backbone(images, torch.zeros(1, 64, 64, dtype=torch.bool))
+        torch.testing.assert_close(folded, backbone.body(images), atol=1e-4, rtol=1e-4)
+
+
 def test_backbone_mask_is_nearest_resized_c5_grid():
     backbone = Backbone("resnet18").eval()
     mask = torch.zeros(1, 64, 128, dtype=torch.bool)

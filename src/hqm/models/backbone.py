@@ -43,6 +43,31 @@ class FrozenBatchNorm2d(nn.Module):
         return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
 
 
+def conv_frozen_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> Tensor:
+    """bn(conv(x)) computed as one convolution with the norm folded into weight and bias.
+
+    Same math (up to float rounding) and the same gradients for the conv weight, but no extra
+    pass over the activations forward and backward.
+    """
+    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+    shift = bn.bias - bn.running_mean * scale
+    return F.conv2d(x, conv.weight * scale.view(-1, 1, 1, 1), shift, conv.stride, conv.padding,
+                    conv.dilation, conv.groups)
+
+
+def _block_forward(block: nn.Module, x: Tensor) -> Tensor:
+    """A torchvision BasicBlock / Bottleneck with folded frozen norms."""
+    # in-place ReLUs are safe: a convolution's backward needs its input, not its output
+    out = F.relu(conv_frozen_bn(x, block.conv1, block.bn1), inplace=True)
+    if isinstance(block, torchvision.models.resnet.Bottleneck):
+        out = F.relu(conv_frozen_bn(out, block.conv2, block.bn2), inplace=True)
+        out = conv_frozen_bn(out, block.conv3, block.bn3)
+    else:
+        out = conv_frozen_bn(out, block.conv2, block.bn2)
+    identity = x if block.downsample is None else conv_frozen_bn(x, block.downsample[0], block.downsample[1])
+    return F.relu(out + identity, inplace=True)
+
+
 class Backbone(nn.Module):
     """``body`` = the ResNet up to layer4; returns the C5 map and the padding mask resized to it."""
 
@@ -68,7 +93,12 @@ class Backbone(nn.Module):
         """images [B, 3, H, W], mask Bool[B, H, W] -> (C5 [B, C, h, w], Bool[B, h, w])."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        features = self.body(images).contiguous()
+        body = self.body
+        x = body.maxpool(F.relu(conv_frozen_bn(images, body.conv1, body.bn1), inplace=True))
+        for stage in (body.layer1, body.layer2, body.layer3, body.layer4):
+            for block in stage:
+                x = _block_forward(block, x)
+        features = x.contiguous()
         small_mask = F.interpolate(mask[None].float(), size=features.shape[-2:]).to(torch.bool)[0]
         return features, small_mask
 
