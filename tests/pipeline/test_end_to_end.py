@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from hqm.io import read_json
@@ -49,8 +50,31 @@ def test_snakemake_end_to_end(repo, tool_env, tmp_path):
     out = run(base + ["-n", "--config", "variants={hqm: {method: hqm, train: {lr: 0.0002}}}"], repo, tool_env)
     stats = out.split("Job stats:")[1].split("Reasons:")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
-    assert jobs == {"resolve_config": "1", "train": "1", "tables": "1", "plots": "1", "total": "4"}
+    assert jobs == {"resolve_config": "1", "train": "1", "tables": "1", "plots": "1", "all": "1", "total": "5"}
     assert "wildcards: dataset=synthetic_hico, variant=qpic" not in out
+
+    # an interrupted run: Snakemake removes a failed job's outputs, never <run>/state; the
+    # restarted pipeline resumes from it (here at its last step: same weights, no new training)
+    run_dir = tmp_path / "runs/synthetic_hico/qpic/seed1"
+    before = weights(run_dir / "checkpoint.pth")
+    for name in ("checkpoint.pth", "metrics.json", "log.jsonl", "config.yaml"):
+        (run_dir / name).unlink()
+    shutil.rmtree(tmp_path / "results")  # never made: the pipeline stopped in the training
+    assert (run_dir / "state").is_dir()
+    run(base, repo, tool_env)
+    after = weights(run_dir / "checkpoint.pth")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    # a changed parameter trains afresh, never resumes the state of the old configuration
+    hqm_dir = tmp_path / "runs/synthetic_hico/hqm/seed1"
+    old = weights(hqm_dir / "checkpoint.pth")
+    run(base + ["--config", "variants={hqm: {method: hqm, train: {lr: 0.01}}}"], repo, tool_env)
+    assert yaml.safe_load((hqm_dir / "config.yaml").read_text())["train"]["lr"] == 0.01
+    new = weights(hqm_dir / "checkpoint.pth")
+    assert any(not torch.equal(old[k], new[k]) for k in old)
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
 
 
 @pytest.mark.slow
