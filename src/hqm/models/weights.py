@@ -129,6 +129,8 @@ def load_checkpoint(path: str | os.PathLike, trusted: bool = False) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "weights only load failed" not in str(exc).lower():  # e.g. "invalid load key": not torch
+            raise HqmError(f"{path}: not a PyTorch checkpoint (foreign or corrupted file)") from None
         if not trusted:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise HqmError(
