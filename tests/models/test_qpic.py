@@ -135,3 +135,15 @@ def test_sine_encoding_matches_spec_formula():
     expected_x = [torch.sin(torch.tensor(x) / dim_t[0]), torch.cos(torch.tensor(x) / dim_t[1]),
                   torch.sin(torch.tensor(x) / dim_t[2]), torch.cos(torch.tensor(x) / dim_t[3])]
     torch.testing.assert_close(pos[0, :, 1, 0], torch.stack(expected_y + expected_x), atol=1e-6, rtol=0)
+
+
+def test_fused_and_explicit_attention_paths_give_the_same_model_outputs():
+    model = tiny_detector().eval()
+    images, mask = torch.randn(2, 3, 64, 96), torch.zeros(2, 64, 96, dtype=torch.bool)
+    mask[0, 40:] = True
+    encoded = model.encode(images, mask)
+    query_pos = model.query_embed.weight.unsqueeze(1).expand(-1, 2, -1)
+    fused, _ = model.decode(encoded, query_pos)
+    explicit, logits = model.decode(encoded, query_pos, record_cross_logits=True)
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=0)
+    assert all(not t.requires_grad for t in logits)

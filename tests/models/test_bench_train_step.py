@@ -1,0 +1,18 @@
+import importlib.util
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "train_step.py"
+
+
+def test_train_step_bench_prints_one_json_line(capsys):
+    spec = importlib.util.spec_from_file_location("bench_train_step", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--backbone", "resnet18", "--hidden-dim", "32", "--nheads", "4", "--enc-layers", "1",
+                 "--dec-layers", "2", "--ffn-dim", "64", "--queries", "5", "--image-size", "64", "--steps", "2",
+                 "--threads", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["variant"] == "qpic" and record["steps"] == 2 and 0 < record["min_s"] <= record["median_s"]
