@@ -191,6 +191,8 @@ def run_training(cfg: RunConfig, run_dir: str | Path, env: DistEnv, components: 
     start_epoch, start_step, history = 0, 0, []
     loss_sums: dict[str, list[float]] = {}
     state = ckpt.load_state(run_dir)
+    if state is not None and state.get("config") != to_dict(cfg):
+        state = None  # the state of another configuration (params changed since): train afresh
     if state is not None:
         if state["world_size"] != env.world_size:
             raise HqmError(
