@@ -48,6 +48,11 @@ class ModelConfig:
     init_weights: str | None = None
     # torchvision-format ImageNet ResNet weights for the backbone alone; None = random (no network).
     backbone_weights: str | None = None
+    # Laptop-scale options for training from scratch (the paper: frozen norms, C5 = layer4):
+    # "batch" trains ordinary BatchNorm and every backbone stage; an earlier output stage gives a
+    # finer feature map (stride 8 / 16) on small images.
+    backbone_norm: Literal["frozen", "batch"] = "frozen"
+    backbone_out_stage: Literal["layer2", "layer3", "layer4"] = "layer4"
 
 
 @dataclass

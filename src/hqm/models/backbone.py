@@ -14,6 +14,7 @@ from hqm.errors import HqmError
 
 RESNET_CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
 TRAINABLE_STAGES = ("layer2", "layer3", "layer4")
+STAGES = ("layer1", "layer2", "layer3", "layer4")
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -69,35 +70,49 @@ def _block_forward(block: nn.Module, x: Tensor) -> Tensor:
 
 
 class Backbone(nn.Module):
-    """``body`` = the ResNet up to layer4; returns the C5 map and the padding mask resized to it."""
+    """``body`` = the ResNet up to ``out_stage``; returns its map and the padding mask resized to it.
 
-    def __init__(self, name: str = "resnet50", dilation: bool = False, channels_last: bool = False):
+    The paper's backbone (defaults): frozen norms, conv1/bn1/layer1 frozen, C5 (layer4) output.
+    ``norm="batch"`` (trainable BatchNorm, every stage trained) and an earlier ``out_stage`` are
+    for training from scratch on small images, where frozen random statistics do not normalise
+    and a stride-32 map of a 96-px image has 3 x 3 positions.
+    """
+
+    def __init__(self, name: str = "resnet50", dilation: bool = False, channels_last: bool = False,
+                 norm: str = "frozen", out_stage: str = "layer4"):
         super().__init__()
         if name not in RESNET_CHANNELS:
             raise ValueError(f"unknown backbone {name!r} (one of {', '.join(RESNET_CHANNELS)})")
-        kwargs = {"weights": None, "norm_layer": FrozenBatchNorm2d}
+        if norm not in ("frozen", "batch") or out_stage not in STAGES[1:]:
+            raise ValueError(f"unknown backbone norm {norm!r} or output stage {out_stage!r}")
+        kwargs = {"weights": None, "norm_layer": FrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d}
         if dilation:
             kwargs["replace_stride_with_dilation"] = [False, False, True]
         resnet = getattr(torchvision.models, name)(**kwargs)
-        self.body = nn.Sequential(OrderedDict(
-            (key, getattr(resnet, key))
-            for key in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-        ))
-        for pname, param in self.body.named_parameters():
-            if not pname.startswith(TRAINABLE_STAGES):
-                param.requires_grad_(False)
-        self.num_channels = RESNET_CHANNELS[name]
+        keys = ("conv1", "bn1", "relu", "maxpool") + STAGES[: STAGES.index(out_stage) + 1]
+        self.body = nn.Sequential(OrderedDict((key, getattr(resnet, key)) for key in keys))
+        if norm == "frozen":
+            for pname, param in self.body.named_parameters():
+                if not pname.startswith(TRAINABLE_STAGES):
+                    param.requires_grad_(False)
+        # output channels: the last stage's, scaled back from C5 by 2 per skipped stage
+        self.num_channels = RESNET_CHANNELS[name] // 2 ** (len(STAGES) - 1 - STAGES.index(out_stage))
         self.channels_last = channels_last
+        self.folded = norm == "frozen"
 
     def forward(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """images [B, 3, H, W], mask Bool[B, H, W] -> (C5 [B, C, h, w], Bool[B, h, w])."""
+        """images [B, 3, H, W], mask Bool[B, H, W] -> (features [B, C, h, w], Bool[B, h, w])."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         body = self.body
-        x = body.maxpool(F.relu(conv_frozen_bn(images, body.conv1, body.bn1), inplace=True))
-        for stage in (body.layer1, body.layer2, body.layer3, body.layer4):
-            for block in stage:
-                x = _block_forward(block, x)
+        if self.folded:
+            x = body.maxpool(F.relu(conv_frozen_bn(images, body.conv1, body.bn1), inplace=True))
+            for stage in STAGES:
+                if stage in body._modules:
+                    for block in body._modules[stage]:
+                        x = _block_forward(block, x)
+        else:
+            x = body(images)
         features = x.contiguous()
         small_mask = F.interpolate(mask[None].float(), size=features.shape[-2:]).to(torch.bool)[0]
         return features, small_mask
@@ -128,8 +143,8 @@ class Backbone(nn.Module):
 
 
 def build_backbone(name: str, dilation: bool = False, pretrained_path: str | None = None,
-                   channels_last: bool = False) -> Backbone:
-    backbone = Backbone(name, dilation, channels_last)
+                   channels_last: bool = False, norm: str = "frozen", out_stage: str = "layer4") -> Backbone:
+    backbone = Backbone(name, dilation, channels_last, norm, out_stage)
     if pretrained_path:
         backbone.load_torchvision_weights(pretrained_path)
     return backbone

@@ -5,20 +5,27 @@ from __future__ import annotations
 from torch import nn
 
 from hqm.config import HardQueryConfig, LossConfig, ModelConfig
-from hqm.models.backbone import build_backbone
+from hqm.models.backbone import Backbone, build_backbone
 from hqm.models.criterion import SetCriterionHOI, qpic_weight_dict
 from hqm.models.matcher import build_matcher
 from hqm.models.qpic import QPIC
-from hqm.models.transformer import build_transformer
+from hqm.models.transformer import Transformer, build_transformer
 
 METHODS = ("qpic", "gbs", "amm", "hqm")
 
 
-def build_qpic(model: ModelConfig, num_obj_classes: int, num_verb_classes: int) -> QPIC:
-    """The plain QPIC detector with fresh (random) weights, optionally an ImageNet backbone."""
-    backbone = build_backbone(model.backbone, model.dilation, model.backbone_weights)
+def build_backbone_and_transformer(model: ModelConfig) -> tuple[Backbone, Transformer]:
+    """The two trunks every detector shares, with fresh weights (optionally an ImageNet backbone)."""
+    backbone = build_backbone(model.backbone, model.dilation, model.backbone_weights,
+                              norm=model.backbone_norm, out_stage=model.backbone_out_stage)
     transformer = build_transformer(model.hidden_dim, model.nheads, model.enc_layers, model.dec_layers,
                                     model.dim_feedforward, model.dropout)
+    return backbone, transformer
+
+
+def build_qpic(model: ModelConfig, num_obj_classes: int, num_verb_classes: int) -> QPIC:
+    """The plain QPIC detector with fresh (random) weights."""
+    backbone, transformer = build_backbone_and_transformer(model)
     return QPIC(backbone, transformer, num_obj_classes, num_verb_classes, model.num_queries, model.aux_loss)
 
 

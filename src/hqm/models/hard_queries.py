@@ -20,13 +20,13 @@ from torch import Tensor, nn
 from hqm.config import HardQueryConfig, LossConfig, ModelConfig
 from hqm.errors import HqmError
 from hqm.models.amm import build_amm_bias
-from hqm.models.backbone import Backbone, build_backbone
+from hqm.models.backbone import Backbone
 from hqm.models.criterion import SetCriterionHOI, local_num_interactions
 from hqm.models.gbs import SpatialQueryEncoder, pack_pairs, shift_pairs, spatial_vector
 from hqm.models.hard_losses import hard_stream_losses
 from hqm.models.qpic import QPIC
 from hqm.models.schedule import HardStreamSchedule
-from hqm.models.transformer import Transformer, build_transformer
+from hqm.models.transformer import Transformer
 
 __all__ = ["HQMDetector", "HQMCriterion", "HardStreamSchedule", "build_hqm_detector", "build_hqm_criterion"]
 
@@ -157,9 +157,9 @@ class HQMCriterion(nn.Module):
 def build_hqm_detector(model: ModelConfig, hard: HardQueryConfig, num_obj_classes: int,
                        num_verb_classes: int, seed: int = 0) -> HQMDetector:
     """HQM detector with fresh weights; ``seed`` (+ the process's rank) seeds the hard streams."""
-    backbone = build_backbone(model.backbone, model.dilation, model.backbone_weights)
-    transformer = build_transformer(model.hidden_dim, model.nheads, model.enc_layers, model.dec_layers,
-                                    model.dim_feedforward, model.dropout)
+    from hqm.models.build import build_backbone_and_transformer  # build imports this module lazily
+
+    backbone, transformer = build_backbone_and_transformer(model)
     return HQMDetector(backbone, transformer, num_obj_classes, num_verb_classes, model.num_queries,
                        model.aux_loss, hard, seed)
 
