@@ -183,7 +183,9 @@ class ArtefactConfig:
     """One external file: where to get it, how to verify it, where it lands."""
 
     url: str
-    sha256: str
+    # Full digest or a >= 8-digit prefix. None = nobody has published one: the first download is
+    # pinned in <data_dir>/checksums.json and every later use is verified against that pin.
+    sha256: str | None
     path: str  # destination relative to the data dir
     gdrive_id: str | None = None
     extract_to: str | None = None  # unpack archives here (relative to the data dir)

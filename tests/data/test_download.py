@@ -76,6 +76,8 @@ def _handler(state: _State):
                     self._send_body(page, content_type="text/html; charset=utf-8")
             elif url.path == "/archive.tar.gz":
                 self._send_body(_ARCHIVE)
+            elif url.path == "/page.html":  # what a dead link or a Drive folder view serves
+                self._send_body(b"<html><body>Sign in</body></html>", content_type="text/html")
             else:
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
@@ -212,3 +214,26 @@ def test_fetch_command_verifies_a_hand_placed_file_offline(tmp_path, capsys):
     (tmp_path / "data" / "sub" / "file.bin").unlink()
     assert main(["fetch", "--params", str(params), "--data-dir", str(tmp_path / "data"), "--offline"]) == 2
     assert "artefact 'f'" in capsys.readouterr().err
+
+
+def test_unpublished_checksum_is_pinned_on_first_download_then_enforced(server, tmp_path, capsys):
+    base, state = server
+    art = _art(f"{base}/file.bin", sha=None)
+    _fetch("f", art, tmp_path)
+    assert "pinned" in capsys.readouterr().err
+    import json
+
+    pins = json.loads((tmp_path / "checksums.json").read_text())
+    assert pins["f"]["sha256"] == SHA
+    _fetch("f", art, tmp_path)  # verified against the pin, no new request
+    assert len(state.requests) == 1
+    (tmp_path / "sub" / "file.bin").write_bytes(PAYLOAD[:-1] + b"x")
+    with pytest.raises(HqmError, match=r"artefact 'f': .*file.bin exists but its sha256 is .*expected " + SHA):
+        _fetch("f", art, tmp_path)
+
+
+def test_a_web_page_instead_of_the_file_is_refused(server, tmp_path):
+    base, _ = server
+    with pytest.raises(HqmError, match=r"answered with a web page instead of the file; download it by hand and place it at .*file.bin"):
+        _fetch("f", _art(f"{base}/page.html", sha=None), tmp_path)
+    assert not (tmp_path / "checksums.json").exists() and not (tmp_path / "sub" / "file.bin").exists()

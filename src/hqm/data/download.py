@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from hqm.config import ArtefactConfig
 from hqm.errors import HqmError
+from hqm.io import read_json, write_json
 
 GDRIVE_URL = "https://drive.google.com/uc"
 CHUNK = 1 << 16
@@ -49,11 +50,32 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _expected_hash(name: str, art: ArtefactConfig) -> str:
+PIN_FILE = "checksums.json"
+
+
+def _pins(data_dir: Path) -> dict:
+    path = data_dir / PIN_FILE
+    return read_json(path) if path.is_file() else {}
+
+
+def _expected_hash(name: str, art: ArtefactConfig, data_dir: Path) -> str | None:
+    """The digest to verify against: params, else this data dir's pin; None = not pinned yet."""
+    if art.sha256 is None:
+        pin = _pins(data_dir).get(name)
+        return pin["sha256"] if pin else None
     expected = art.sha256.strip().lower()
     if not _HEX.match(expected):
         raise HqmError(f"artefact '{name}': sha256 must be 8 to 64 hex digits, got {art.sha256!r}")
     return expected
+
+
+def _pin(name: str, art: ArtefactConfig, data_dir: Path, digest: str) -> None:
+    """Trust on first use: record the digest so later uses (and other machines) can verify."""
+    pins = _pins(data_dir)
+    pins[name] = {"sha256": digest, "url": art.url, "path": art.path}
+    write_json(data_dir / PIN_FILE, pins)
+    print(f"hqm fetch: artefact '{name}' has no published sha256; pinned {digest} in "
+          f"{data_dir / PIN_FILE} (copy it to params: artefacts.{name}.sha256)", file=sys.stderr)
 
 
 def _hash_matches(actual: str, expected: str) -> bool:
@@ -109,6 +131,12 @@ def _download_once(session: requests.Session, url: str, part: Path, name: str, d
                     f"permissions?); download {url} by hand and place it at {dest}"
                 )
             return _download_once(session, confirm, part, name, dest, timeout, progress, None)
+        if "text/html" in response.headers.get("Content-Type", "") and dest.suffix not in (".html", ".htm"):
+            # a dead link, a login wall or a folder view answers with a web page, not the file
+            raise HqmError(
+                f"artefact '{name}': {url} answered with a web page instead of the file; "
+                f"download it by hand and place it at {dest}"
+            )
         if response.status_code == 200 and offset:
             offset = 0  # server ignored the Range header: start over
         length = response.headers.get("Content-Length")
@@ -147,10 +175,12 @@ def fetch_artefact(
     """Make ``<data_dir>/<art.path>`` present and verified; return its path."""
     data_dir = Path(data_dir)
     dest = data_dir / art.path
-    expected = _expected_hash(name, art)
+    expected = _expected_hash(name, art, data_dir)
     if dest.is_file():
         actual = sha256_of(dest)
-        if not _hash_matches(actual, expected):
+        if expected is None:
+            _pin(name, art, data_dir, actual)
+        elif not _hash_matches(actual, expected):
             raise HqmError(
                 f"artefact '{name}': {dest} exists but its sha256 is {actual}, expected {expected}; "
                 f"remove it or replace it with the right file ({art.url})"
@@ -180,7 +210,9 @@ def fetch_artefact(
                     ) from None
                 sleep(backoff * 2**attempt)
     actual = sha256_of(part)
-    if not _hash_matches(actual, expected):
+    if expected is None:
+        _pin(name, art, data_dir, actual)
+    elif not _hash_matches(actual, expected):
         part.unlink()
         raise HqmError(
             f"artefact '{name}': checksum mismatch for {url}: sha256 {actual}, expected {expected}; "
