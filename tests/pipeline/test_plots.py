@@ -41,3 +41,15 @@ def test_read_log_sorted_and_errors(tmp_path):
     (tmp_path / "noepoch.jsonl").write_text('{"loss": 1}\n')
     with pytest.raises(HqmError, match="line 1: expected an object with an 'epoch' key"):
         read_log(tmp_path / "noepoch.jsonl")
+
+
+def test_curve_shows_the_headline_metric_only():
+    from hqm.reporting.plots import headline_accuracy_keys
+
+    hico = [{"epoch": 1, "test/qpic/default/mAP": 0.2, "test/official/default/mAP": 0.1,
+             "test/official/known_object/mAP rare": 0.0}]
+    assert headline_accuracy_keys(hico) == ["test/qpic/default/mAP"]
+    vcoco = [{"epoch": 1, "test/official/role_ap_s1_24": 30.0, "test/official/role_ap_s2_24": 31.0}]
+    assert headline_accuracy_keys(vcoco) == ["test/official/role_ap_s1_24"]
+    other = [{"epoch": 1, "test/x/mAP": 0.3, "test/y/mAP": 0.4}]
+    assert headline_accuracy_keys(other) == ["test/x/mAP", "test/y/mAP"]

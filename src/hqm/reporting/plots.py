@@ -71,8 +71,26 @@ def curves_csv(logs: dict[str, list[dict[str, float]]]) -> str:
     return buf.getvalue()
 
 
+# The headline metric of each dataset format, in order of preference; the CSV keeps every series.
+HEADLINE_ACCURACY = (
+    "test/qpic/default/mAP",
+    "test/official/default/mAP",
+    "test/official/role_ap_s1_24",
+    "test/vcoco/official/role_ap_s1_24",
+)
+
+
+def headline_accuracy_keys(records: list[dict[str, float]]) -> list[str]:
+    """The one accuracy series a curve shows: the first headline key present, else all of them."""
+    present = {k for r in records for k in r if series_kind(k) == "accuracy"}
+    for key in HEADLINE_ACCURACY:
+        if key in present:
+            return [key]
+    return sorted(present)
+
+
 def plot_curves(logs: dict[str, list[dict[str, float]]], title: str, path: str | Path) -> None:
-    """Two panels: the total training loss (``loss`` or ``train_loss``) and every mAP series."""
+    """Two panels: the total training loss (``loss`` or ``train_loss``) and the headline mAP."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,16 +105,19 @@ def plot_curves(logs: dict[str, list[dict[str, float]]], title: str, path: str |
         if total is not None:
             pts = [(e, r[total]) for e, r in zip(epochs, records) if total in r]
             ax_loss.plot(*zip(*pts), marker=".", label=run)
-        acc_keys = sorted({k for r in records for k in r if series_kind(k) == "accuracy"})
+        acc_keys = headline_accuracy_keys(records)
         for key in acc_keys:
             pts = [(e, r[key]) for e, r in zip(epochs, records) if key in r]
-            ax_acc.plot(*zip(*pts), marker="o", label=f"{run}: {key}")
+            label = run if len(acc_keys) == 1 else f"{run}: {key}"
+            ax_acc.plot(*zip(*pts), marker="o", label=label)
+            if len(acc_keys) == 1:
+                ax_acc.set_ylabel(key.removeprefix("test/"))
     ax_loss.set(title="training loss", xlabel="epoch", ylabel="loss")
-    ax_acc.set(title="test accuracy", xlabel="epoch", ylabel="mAP / role AP")
+    ax_acc.set(title="test accuracy", xlabel="epoch")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="best")
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_write(path, "wb") as handle:
