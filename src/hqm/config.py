@@ -53,6 +53,7 @@ class ModelConfig:
     # finer feature map (stride 8 / 16) on small images.
     backbone_norm: Literal["frozen", "batch"] = "frozen"
     backbone_out_stage: Literal["layer2", "layer3", "layer4"] = "layer4"
+    train_backbone_stem: bool = False  # conv1/bn1/layer1 stay frozen, as in the paper
 
 
 @dataclass

@@ -21,8 +21,10 @@ def test_batch_norm_trains_every_stage_frozen_keeps_the_papers_split():
     frozen = Backbone("resnet18")
     assert all(isinstance(m, FrozenBatchNorm2d) for n, m in frozen.body.named_modules() if n.endswith("bn1"))
     assert not any(p.requires_grad for n, p in frozen.body.named_parameters() if n.startswith(("conv1", "layer1")))
-    batch = Backbone("resnet18", norm="batch", out_stage="layer2")
+    batch = Backbone("resnet18", norm="batch", out_stage="layer2", train_stem=True)
     assert all(p.requires_grad for p in batch.body.parameters())
+    stem_frozen = Backbone("resnet18", norm="batch", out_stage="layer2")
+    assert {n.split(".")[0] for n, p in stem_frozen.body.named_parameters() if not p.requires_grad} == {"conv1", "bn1", "layer1"}
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in batch.body.modules())
     batch.train()
     before = batch.body.bn1.running_mean.clone()

@@ -73,13 +73,13 @@ class Backbone(nn.Module):
     """``body`` = the ResNet up to ``out_stage``; returns its map and the padding mask resized to it.
 
     The paper's backbone (defaults): frozen norms, conv1/bn1/layer1 frozen, C5 (layer4) output.
-    ``norm="batch"`` (trainable BatchNorm, every stage trained) and an earlier ``out_stage`` are
-    for training from scratch on small images, where frozen random statistics do not normalise
-    and a stride-32 map of a 96-px image has 3 x 3 positions.
+    ``norm="batch"`` (trainable BatchNorm), an earlier ``out_stage`` and ``train_stem`` are for
+    training from scratch on small images, where frozen random statistics do not normalise and a
+    stride-32 map of a 96-px image has 3 x 3 positions.
     """
 
     def __init__(self, name: str = "resnet50", dilation: bool = False, channels_last: bool = False,
-                 norm: str = "frozen", out_stage: str = "layer4"):
+                 norm: str = "frozen", out_stage: str = "layer4", train_stem: bool = False):
         super().__init__()
         if name not in RESNET_CHANNELS:
             raise ValueError(f"unknown backbone {name!r} (one of {', '.join(RESNET_CHANNELS)})")
@@ -91,7 +91,7 @@ class Backbone(nn.Module):
         resnet = getattr(torchvision.models, name)(**kwargs)
         keys = ("conv1", "bn1", "relu", "maxpool") + STAGES[: STAGES.index(out_stage) + 1]
         self.body = nn.Sequential(OrderedDict((key, getattr(resnet, key)) for key in keys))
-        if norm == "frozen":
+        if not train_stem:  # no gradient ever reaches conv1/bn1/layer1: their backward is skipped
             for pname, param in self.body.named_parameters():
                 if not pname.startswith(TRAINABLE_STAGES):
                     param.requires_grad_(False)
@@ -143,8 +143,9 @@ class Backbone(nn.Module):
 
 
 def build_backbone(name: str, dilation: bool = False, pretrained_path: str | None = None,
-                   channels_last: bool = False, norm: str = "frozen", out_stage: str = "layer4") -> Backbone:
-    backbone = Backbone(name, dilation, channels_last, norm, out_stage)
+                   channels_last: bool = False, norm: str = "frozen", out_stage: str = "layer4",
+                   train_stem: bool = False) -> Backbone:
+    backbone = Backbone(name, dilation, channels_last, norm, out_stage, train_stem)
     if pretrained_path:
         backbone.load_torchvision_weights(pretrained_path)
     return backbone

@@ -17,7 +17,8 @@ METHODS = ("qpic", "gbs", "amm", "hqm")
 def build_backbone_and_transformer(model: ModelConfig) -> tuple[Backbone, Transformer]:
     """The two trunks every detector shares, with fresh weights (optionally an ImageNet backbone)."""
     backbone = build_backbone(model.backbone, model.dilation, model.backbone_weights,
-                              norm=model.backbone_norm, out_stage=model.backbone_out_stage)
+                              norm=model.backbone_norm, out_stage=model.backbone_out_stage,
+                              train_stem=model.train_backbone_stem)
     transformer = build_transformer(model.hidden_dim, model.nheads, model.enc_layers, model.dec_layers,
                                     model.dim_feedforward, model.dropout)
     return backbone, transformer
