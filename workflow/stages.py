@@ -49,7 +49,9 @@ def build_stages(params: dict, params_file: str = "params.yaml") -> dict[str, di
     def artefact_dir(name: str) -> str:
         return f"{data}/{artefacts[name].get('extract_to') or ''}".rstrip("/")
 
-    needed = {"hico_det": ["hico_20160224_det"], "vcoco": ["vcoco_data", "vcoco_prior"], "synthetic": []}
+    needed = {"hico_det": ["hico_20160224_det"], "synthetic": [],
+              "vcoco": ["vcoco_data", "vcoco_prior", "coco2014_annotations", "coco2014_train_images",
+                        "coco2014_val_images"]}
     fetched = [n for ds in datasets.values() for n in needed[ds["source"]]]
     if exp["backbone_weights"] != "none":
         fetched.append(exp["backbone_weights"])
@@ -75,16 +77,19 @@ def build_stages(params: dict, params_file: str = "params.yaml") -> dict[str, di
             raw = f"{artefact_dir('hico_20160224_det')}/hico_20160224_det"
             stages[_name("convert_hico", name)] = {
                 "cmd": f"hqm convert-hico --anno-bbox {raw}/anno_bbox.mat --anno {raw}/anno.mat "
-                f"--out {root}/annotations",
+                f"--out {root}/annotations --images {raw}/images/train2015 {raw}/images/test2015",
                 "deps": [artefact_file("hico_20160224_det")],
                 "outs": [f"{root}/annotations"],
             }
             ready[name] = f"{root}/annotations"
         else:
             stages[_name("convert_vcoco", name)] = {
-                "cmd": f"hqm convert-vcoco --official-data {artefact_dir('vcoco_data')} "
-                f"--prior {artefact_file('vcoco_prior')} --out {root}/annotations",
-                "deps": [artefact_file("vcoco_data"), artefact_file("vcoco_prior")],
+                "cmd": f"hqm convert-vcoco --official-data {artefact_dir('vcoco_data')}/v-coco-master/data "
+                f"--prior {artefact_file('vcoco_prior')} "
+                f"--coco-annotations {artefact_dir('coco2014_annotations')}/annotations "
+                f"--out {root}/annotations --images {artefact_dir('coco2014_train_images')}/train2014 "
+                f"{artefact_dir('coco2014_val_images')}/val2014",
+                "deps": [artefact_file(n) for n in needed["vcoco"]],
                 "outs": [f"{root}/annotations"],
             }
             ready[name] = f"{root}/annotations"

@@ -59,3 +59,25 @@ def read_json(path: str | os.PathLike) -> Any:
         raise HqmError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise HqmError(f"{path}: unreadable ({exc})") from None
+
+
+def link_folder(link: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Make ``link`` a relative symbolic link to the folder ``target`` (idempotent).
+
+    Used to give a dataset root the folder layout the datasets expect (``images/train2015``, …)
+    without copying unpacked archives. An existing different file or folder at ``link`` is an error.
+    """
+    link, target = Path(link), Path(target)
+    if not target.is_dir():
+        raise HqmError(f"{target}: folder not found (needed for {link})")
+    relative = os.path.relpath(target.resolve(), link.parent.resolve())
+    if link.is_symlink() and os.readlink(link) == relative:
+        return
+    if link.exists() or link.is_symlink():
+        raise HqmError(f"{link}: already exists and is not a link to {target}; move it away first")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.tmp-link")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(relative, tmp)
+    os.replace(tmp, link)

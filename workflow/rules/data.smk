@@ -59,19 +59,29 @@ rule convert_hico:
         "benchmarks/convert_hico/{dataset}.tsv"
     shell:
         "hqm convert-hico --anno-bbox {params.raw}/anno_bbox.mat --anno {params.raw}/anno.mat "
-        "--out {output} > {log} 2>&1"
+        "--out {output} --images {params.raw}/images/train2015 {params.raw}/images/test2015 > {log} 2>&1"
 
 
 rule convert_vcoco:
     input:
         data=lambda wildcards: artefact_file("vcoco_data"),
         prior=lambda wildcards: artefact_file("vcoco_prior"),
+        coco=lambda wildcards: artefact_file("coco2014_annotations"),
+        train_images=lambda wildcards: artefact_file("coco2014_train_images"),
+        val_images=lambda wildcards: artefact_file("coco2014_val_images"),
     output:
         directory(f"{DATA}/{{dataset}}/annotations"),
     wildcard_constraints:
         dataset=datasets_from("vcoco"),
     params:
-        official=lambda wildcards: artefact_dir("vcoco_data"),
+        official=lambda wildcards: os.path.join(artefact_dir("vcoco_data"), "v-coco-master", "data"),
+        coco=lambda wildcards: os.path.join(artefact_dir("coco2014_annotations"), "annotations"),
+        images=lambda wildcards: " ".join(
+            (
+                os.path.join(artefact_dir("coco2014_train_images"), "train2014"),
+                os.path.join(artefact_dir("coco2014_val_images"), "val2014"),
+            )
+        ),
     conda:
         "../envs/hqm.yaml"
     log:
@@ -79,4 +89,5 @@ rule convert_vcoco:
     benchmark:
         "benchmarks/convert_vcoco/{dataset}.tsv"
     shell:
-        "hqm convert-vcoco --official-data {params.official} --prior {input.prior} --out {output} > {log} 2>&1"
+        "hqm convert-vcoco --official-data {params.official} --prior {input.prior} "
+        "--coco-annotations {params.coco} --out {output} --images {params.images} > {log} 2>&1"

@@ -17,6 +17,8 @@ def add_parser(subparsers) -> None:
     hico.add_argument("--anno", help="hico_20160224_det/anno.mat (image-level labels)")
     hico.add_argument("--out", required=True, help="output folder (<root>/annotations)")
     hico.add_argument("--clip-boxes", action="store_true", help="clip boxes that leave the image instead of failing")
+    hico.add_argument("--images", nargs="+", default=[], metavar="DIR",
+                      help="image folders (train2015, test2015) to link into <out>/../images")
     hico.set_defaults(func=run_hico)
     vcoco = subparsers.add_parser(
         "convert-vcoco",
@@ -29,6 +31,9 @@ def add_parser(subparsers) -> None:
     vcoco.add_argument("--coco-annotations", help="folder with COCO instances_{train,val}2014.json: build "
                        "instances_vcoco_all_2014.json into --official-data first (when it is missing)")
     vcoco.add_argument("--out", required=True, help="output folder (<root>/annotations)")
+    vcoco.add_argument("--images", nargs="+", default=[], metavar="DIR",
+                       help="COCO image folders (train2014, val2014) to link into <out>/../images; "
+                       "the v-coco repository is linked as <out>/../official as well")
     vcoco.set_defaults(func=run_vcoco)
 
 
@@ -37,7 +42,18 @@ def run_hico(args: argparse.Namespace) -> int:
     from hqm.data.hico_convert import convert_hico
 
     print(json.dumps(convert_hico(args.anno_bbox, args.anno, args.out, clip_boxes=args.clip_boxes)))
+    _link_images(args.out, args.images)
     return 0
+
+
+def _link_images(out: str, folders: list[str]) -> None:
+    """<root>/images/<name> -> each unpacked image folder (the layout of docs/architecture.md)."""
+    from pathlib import Path
+
+    from hqm.io import link_folder
+
+    for folder in folders:
+        link_folder(Path(out).parent / "images" / Path(folder).name, folder)
 
 
 def run_vcoco(args: argparse.Namespace) -> int:
@@ -48,6 +64,11 @@ def run_vcoco(args: argparse.Namespace) -> int:
     if args.coco_annotations and not (Path(args.official_data) / "instances_vcoco_all_2014.json").is_file():
         pick_vcoco_instances(args.official_data, args.coco_annotations)
     print(json.dumps(convert_vcoco(args.official_data, args.prior, args.out)))
+    if args.images:  # a real dataset root: images and the official files the evaluator reads
+        from hqm.io import link_folder
+
+        _link_images(args.out, args.images)
+        link_folder(Path(args.out).parent / "official", Path(args.official_data).resolve().parent)
     return 0
 
 
