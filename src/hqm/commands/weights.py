@@ -27,13 +27,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hqm.io import write_json
+    from hqm.io import sha256_file, write_json
     from hqm.models.weights import (
         convert_detr_to_qpic,
         load_checkpoint,
         qpic_to_hqm_layout,
         save_checkpoint,
-        sha256_file,
         state_dict_of,
     )
 

@@ -16,7 +16,6 @@ file by hand.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import os
 import re
@@ -35,19 +34,11 @@ from tqdm import tqdm
 
 from hqm.config import ArtefactConfig
 from hqm.errors import HqmError
-from hqm.io import read_json, write_json
+from hqm.io import read_json, sha256_file, write_json
 
 GDRIVE_URL = "https://drive.google.com/uc"
 CHUNK = 1 << 16
 _HEX = re.compile(r"^[0-9a-f]{8,64}$")
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 PIN_FILE = "checksums.json"
@@ -177,7 +168,7 @@ def fetch_artefact(
     dest = data_dir / art.path
     expected = _expected_hash(name, art, data_dir)
     if dest.is_file():
-        actual = sha256_of(dest)
+        actual = sha256_file(dest)
         if expected is None:
             _pin(name, art, data_dir, actual)
         elif not _hash_matches(actual, expected):
@@ -209,7 +200,7 @@ def fetch_artefact(
                         f"the partial file {part} resumes next time, or place the file by hand at {dest}"
                     ) from None
                 sleep(backoff * 2**attempt)
-    actual = sha256_of(part)
+    actual = sha256_file(part)
     if expected is None:
         _pin(name, art, data_dir, actual)
     elif not _hash_matches(actual, expected):

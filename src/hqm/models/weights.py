@@ -6,7 +6,6 @@ an argparse Namespace need ``trusted=True`` (``weights_only=False``), never sile
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -102,14 +101,6 @@ def adapt_layout(state: dict[str, Tensor], model_keys: Iterable[str]) -> dict[st
 # ---------------------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
