@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +16,8 @@ from hqm.io import read_json
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import fakes  # noqa: E402
+import procs  # noqa: E402
+from procs import weights  # noqa: E402
 
 CPU = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
@@ -30,22 +28,12 @@ def run_here(run_dir, monkeypatch, **train_kw):
 
 
 def run_process(run_dir, nproc=1, sleep=0.0, wait=True, **train_kw):
-    env = dict(os.environ, OMP_NUM_THREADS="1", HQM_TEST_STEP_SLEEP=str(sleep))
     script = [str(HERE / "fake_run.py"), str(run_dir), json.dumps(train_kw)]
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *script]
     else:
         cmd = [sys.executable, *script]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # own process group: kill -9 hits torchrun's workers too
-    if wait:
-        out, _ = proc.communicate(timeout=240)
-        assert proc.returncode == 0, out
-    return proc
-
-
-def weights(run_dir):
-    return torch.load(Path(run_dir) / "checkpoint.pth", weights_only=True)["model"]
+    return procs.start(cmd, {"HQM_TEST_STEP_SLEEP": str(sleep)}, wait=wait)
 
 
 def test_run_writes_artefacts_and_same_seed_gives_identical_weights(tmp_path, monkeypatch):
@@ -84,17 +72,6 @@ def test_two_process_kill_9_and_restart_ends_identical(tmp_path):
     run_process(tmp_path / "whole", nproc=nproc, **kw)
     victim = tmp_path / "killed"
     proc = run_process(victim, nproc=nproc, sleep=0.15, wait=False, **kw)
-    state = victim / "state" / "last.pth"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        saved = torch.load(state, weights_only=False) if state.is_file() else {"epoch": 0}
-        if saved["epoch"] >= 1 and saved["step"] >= 1:  # inside epoch 2: resumes mid-epoch
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (victim / "metrics.json").exists(), "killed too late to test anything"
+    procs.kill_mid_epoch(proc, victim, timeout=120)
     run_process(victim, nproc=nproc, **kw)
-    assert read_json(victim / "metrics.json") == read_json(tmp_path / "whole" / "metrics.json")
-    a, b = weights(victim), weights(tmp_path / "whole")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    procs.assert_same_run(victim, tmp_path / "whole")

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,9 @@ from hqm.io import read_json
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+import procs  # noqa: E402
 import real_setup  # noqa: E402
+from procs import weights  # noqa: E402
 
 CPU = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
@@ -30,18 +29,7 @@ def root(tmp_path_factory):
 
 
 def hqm_cli(*args, wait=True):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "hqm.cli", *map(str, args)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    if wait:
-        out, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, out
-    return proc
-
-
-def weights(run_dir):
-    return torch.load(Path(run_dir) / "checkpoint.pth", weights_only=True)["model"]
+    return procs.start([sys.executable, "-m", "hqm.cli", *map(str, args)], wait=wait, timeout=300)
 
 
 @pytest.mark.slow
@@ -71,20 +59,9 @@ def test_kill_9_and_restart_gives_identical_metrics(root, tmp_path):
     hqm_cli("train", "--config", cfg_path, "--out", tmp_path / "whole", "--device", "cpu")
     victim = tmp_path / "killed"
     proc = hqm_cli("train", "--config", cfg_path, "--out", victim, "--device", "cpu", wait=False)
-    state = victim / "state" / "last.pth"
-    deadline = time.time() + 200
-    while time.time() < deadline and proc.poll() is None:
-        saved = torch.load(state, weights_only=False) if state.is_file() else {"epoch": 0, "step": 0}
-        if saved["epoch"] >= 1 and saved["step"] >= 1:  # mid-way through epoch 2
-            break
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (victim / "metrics.json").exists(), "killed too late to test anything"
+    procs.kill_mid_epoch(proc, victim)
     hqm_cli("train", "--config", cfg_path, "--out", victim, "--device", "cpu")
-    assert read_json(victim / "metrics.json") == read_json(tmp_path / "whole" / "metrics.json")
-    a, b = weights(victim), weights(tmp_path / "whole")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    procs.assert_same_run(victim, tmp_path / "whole")
 
 
 @pytest.mark.slow

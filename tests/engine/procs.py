@@ -1,0 +1,51 @@
+"""Subprocess helpers shared by the engine tests: start a run, kill it mid-epoch, compare runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from hqm.io import read_json
+
+
+def start(cmd: list[str], env_extra: dict[str, str] | None = None, wait: bool = True,
+          timeout: float = 240) -> subprocess.Popen:
+    """Run ``cmd`` with one thread per process, in its own process group (kill -9 reaches
+    torchrun's workers too); with ``wait``, assert that it succeeded."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env_extra or {}))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    if wait:
+        out, _ = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, out
+    return proc
+
+
+def kill_mid_epoch(proc: subprocess.Popen, run_dir: Path, timeout: float = 200) -> None:
+    """SIGKILL the run's process group once its saved state is inside the second epoch."""
+    state = Path(run_dir) / "state" / "last.pth"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        saved = torch.load(state, weights_only=False) if state.is_file() else {"epoch": 0, "step": 0}
+        if saved["epoch"] >= 1 and saved["step"] >= 1:  # resumes mid-epoch
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (Path(run_dir) / "metrics.json").exists(), "killed too late to test anything"
+
+
+def weights(run_dir: Path) -> dict:
+    return torch.load(Path(run_dir) / "checkpoint.pth", weights_only=True)["model"]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Identical metrics and bit-identical final weights."""
+    assert read_json(Path(a) / "metrics.json") == read_json(Path(b) / "metrics.json")
+    wa, wb = weights(a), weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
