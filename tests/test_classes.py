@@ -6,7 +6,7 @@ import numpy as np
 
 from hqm.data import classes
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def test_hico_lists():
@@ -24,7 +24,7 @@ def test_hico_lists():
 
 
 def test_hico_validity_matrix_equals_fixture():
-    fixture = np.load(SHARED / "fixtures/hico_eval/annotations/corre_hico.npy")
+    fixture = np.load(FIXTURES / "hico_eval/annotations/corre_hico.npy")
     np.testing.assert_array_equal(fixture, classes.hico_validity_matrix())
 
 

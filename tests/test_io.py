@@ -40,3 +40,20 @@ def test_link_folder_is_relative_idempotent_and_refuses_to_clobber(tmp_path):
         link_folder(link, other)
     with pytest.raises(HqmError, match="folder not found"):
         link_folder(tmp_path / "x", tmp_path / "missing")
+
+
+def test_outputs_follow_the_umask_for_a_shared_cluster(tmp_path):
+    """mkstemp/mkdtemp create 0600/0700; a group-shared umask must give group-readable outputs."""
+    import os
+    import stat
+
+    from hqm.io import make_temp_dir, write_json
+
+    old = os.umask(0o002)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        folder = make_temp_dir(tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o664
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o775

@@ -34,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hqm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"hqm.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"hqm.commands.{name}":
-                continue  # stage not built yet
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"hqm.commands.{name}").add_parser(subparsers)
     return parser
 
 
@@ -52,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     except HqmError as exc:
         print(f"hqm {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, read-only folder, permission: the environment, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hqm {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"hqm {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -16,9 +16,7 @@ from hqm.data.hico_convert import convert_hico
 from hqm.data.vcoco_convert import convert_vcoco
 from hqm.errors import HqmError
 
-VCOCO_FIXTURE = Path("/work/shared/fixtures/vcoco_eval")
-if not VCOCO_FIXTURE.exists():
-    VCOCO_FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vcoco_eval"
+VCOCO_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vcoco_eval"
 
 
 def _struct(fields: dict, n: int | None = None):

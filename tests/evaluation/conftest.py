@@ -1,18 +1,18 @@
-"""Shared fixtures of the evaluation tests: paths of ../shared/fixtures and tiny GT builders."""
+"""Shared fixtures of the evaluation tests: paths of tests/fixtures and tiny GT builders."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HICO = FIXTURES / "hico_eval"
 VCOCO = FIXTURES / "vcoco_eval"
 
 
 def _require(path: Path) -> Path:
     if not path.is_dir():
-        raise FileNotFoundError(f"evaluation fixtures not found at {path} (expected shared/ beside the repo)")
+        raise FileNotFoundError(f"evaluation fixtures not found at {path} (they ship with the repository)")
     return path
 
 

@@ -14,7 +14,7 @@ from hqm.models.build import build_criterion, build_detector
 from hqm.models.hard_losses import gbs_indices, hard_layer_losses
 from hqm.models.qpic import QPIC
 
-SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "spec" / "state_dicts"
+SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "state_dicts"
 TINY = dict(backbone="resnet18", hidden_dim=32, nheads=2, enc_layers=1, dec_layers=3,
             dim_feedforward=64, dropout=0.0, num_queries=8)
 NO_SHIFT = GBSConfig(iou_low=0.97, iou_high=0.99)  # no draw reaches the band: GBS queries = GT

@@ -13,9 +13,7 @@ from hqm.models.position import PositionEmbeddingSine
 from hqm.models.qpic import count_parameters
 from hqm.models.weights import qpic_to_hqm_layout
 
-SPEC = Path("/work/shared/spec/state_dicts")
-if not SPEC.is_dir():
-    SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "state_dicts"
+SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "state_dicts"
 
 
 def read_tsv(name):

@@ -21,9 +21,7 @@ from hqm.models.weights import (
     save_checkpoint,
 )
 
-SPEC = Path("/work/shared/spec/state_dicts")
-if not SPEC.is_dir():
-    SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "state_dicts"
+SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "state_dicts"
 
 
 def _random_state(tsv):

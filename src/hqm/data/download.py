@@ -22,7 +22,6 @@ import re
 import shutil
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from tqdm import tqdm
 
 from hqm.config import ArtefactConfig
 from hqm.errors import HqmError
-from hqm.io import read_json, sha256_file, write_json
+from hqm.io import make_temp_dir, read_json, sha256_file, write_json
 
 GDRIVE_URL = "https://drive.google.com/uc"
 CHUNK = 1 << 16
@@ -222,7 +221,7 @@ def _maybe_extract(name: str, art: ArtefactConfig, archive: Path, data_dir: Path
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = make_temp_dir(target)
     try:
         if tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tar:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import scipy.io
 from hqm.data import annotations as ann_io
 from hqm.data import classes
 from hqm.errors import HqmError
-from hqm.io import atomic_write, write_json
+from hqm.io import atomic_write, make_temp_dir, write_json
 
 
 def _loadmat(path: Path, keys: tuple[str, ...]) -> dict:
@@ -206,7 +205,7 @@ def convert_hico(anno_bbox: str | os.PathLike, anno: str | os.PathLike | None, o
     known = known_objects(Path(anno), table) if anno is not None else None
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir)
     try:
         write_json(tmp / "trainval_hico.json", splits["bbox_train"], indent=None)
         write_json(tmp / "test_hico.json", splits["bbox_test"], indent=None)

@@ -31,7 +31,6 @@ import math
 import os
 import pickle
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from PIL import Image, ImageDraw
 from hqm.config import SyntheticConfig
 from hqm.data import classes
 from hqm.errors import HqmError
-from hqm.io import atomic_write, write_json
+from hqm.io import atomic_write, make_temp_dir, write_json
 
 # --------------------------------------------------------------------------------------------
 # What can be drawn
@@ -613,7 +612,7 @@ def make_synthetic(cfg: SyntheticConfig, fmt: str, out_root: str | os.PathLike) 
         raise HqmError(f"synthetic.image_size: must be at least 96 pixels, got {cfg.image_size}")
     out_root = Path(out_root)
     out_root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_root.name}.", dir=out_root.parent))
+    tmp = make_temp_dir(out_root)
     try:
         if fmt == "hico":
             summary = _write_hico(tmp, cfg)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from hqm.data import annotations as ann_io
 from hqm.data import classes
 from hqm.errors import HqmError
-from hqm.io import atomic_write, read_json, write_json
+from hqm.io import atomic_write, make_temp_dir, read_json, write_json
 
 SPLITS = ("trainval", "test")
 
@@ -209,7 +208,7 @@ def convert_vcoco(official_data: str | os.PathLike, prior_path: str | os.PathLik
         converted[split] = convert_split(images, anns, _load_actions(path), path)
     corre = correct_matrix_from_prior(Path(prior_path))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir)
     try:
         for split, entries in converted.items():
             write_json(tmp / f"{split}_vcoco.json", entries, indent=None)
