@@ -181,16 +181,23 @@ class SyntheticConfig:
 
 @dataclass
 class ArtefactConfig:
-    """One external file: where to get it, how to verify it, where it lands."""
+    """One external file: where to get it (an ordered list of sources), how to verify it, where it lands."""
 
-    url: str
-    # Full digest or a >= 8-digit prefix. None = nobody has published one: the first download is
-    # pinned in <data_dir>/checksums.json and every later use is verified against that pin.
+    # Full digest or a >= 8-digit prefix. None = nobody has published one: the first download that
+    # passes the content check is pinned in <data_dir>/checksums.json and later uses are verified.
     sha256: str | None
     path: str  # destination relative to the data dir
-    gdrive_id: str | None = None
+    # Tried in order until one delivers a file that passes the checks: http(s) URLs, Drive files
+    # (gdrive:<id> or a drive.google.com link) and Drive folders (gdrive-folder:<id>[/<file>]).
+    sources: list[str] = field(default_factory=list)
+    url: str | None = None  # a single source (older params files); tried after ``sources``
+    gdrive_id: str | None = None  # a Drive file id (older params files); tried after ``sources``
     extract_to: str | None = None  # unpack archives here (relative to the data dir)
     size: int | None = None
+    # What the file must be before it is pinned: auto = from the file name (.zip/.tar* list,
+    # .pth loads as a state dict, .json parses, .pickle/.mat magic), or one kind, or none.
+    content: Literal["auto", "archive", "state_dict", "json", "pickle", "mat", "none"] = "auto"
+    manual: str | None = None  # how to obtain the file by hand (sites with no direct link)
 
 
 @dataclass

@@ -1,22 +1,26 @@
-"""Fetch external files: resumable, retried, verified, atomic; Google Drive confirmation flow.
+"""Fetch external files from an ordered list of sources: verified, content-checked, atomic.
 
-For one artefact (``ArtefactConfig``: url, sha256, path, gdrive_id, extract_to) :func:`fetch_artefact`
+For one artefact (``ArtefactConfig``) :func:`fetch_artefact`
 
 1. uses a file already at ``<data_dir>/<path>`` if its sha256 matches (placed by hand: no network);
-2. otherwise downloads into ``<path>.part``, resuming with an HTTP ``Range`` request after an
-   interruption, retrying with exponential back-off on connection errors and 5xx answers;
-3. verifies the sha256 (a full digest, or a prefix of at least 8 hex digits as in DETR's file
-   names) and renames ``.part`` onto the destination;
+   an unpinned one is content-checked before its digest is pinned;
+2. otherwise tries each source in order (:mod:`hqm.data.sources`): plain HTTP into
+   ``<path>.part``, resumed with a ``Range`` request after an interruption and retried with
+   exponential back-off on connection errors and 5xx answers; Google Drive files and folders
+   through ``gdown``. A source that answers 404, a web page, a short body, a file that fails
+   the content check (:mod:`hqm.data.content_check`) or the wrong sha256 is dropped and the next
+   one is tried;
+3. pins the digest (``sha256: null``) only for a file that passed the content check, renames
+   ``.part`` onto the destination; nothing is left behind when every source fails;
 4. optionally unpacks a ``.tar*`` / ``.zip`` archive into ``extract_to`` (temporary folder, then
    rename).
 
-Every failure is one :class:`HqmError` line naming the artefact, the reason and where to put the
-file by hand.
+Every failure is one line naming the artefact, the URL(s) with their reasons, and where to put
+the file by hand.
 """
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import shutil
@@ -26,16 +30,16 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlencode, urljoin
 
 import requests
 from tqdm import tqdm
 
 from hqm.config import ArtefactConfig
+from hqm.data.content_check import ContentError, check_content, content_kind
+from hqm.data.sources import DriveClient, DriveError, GdownDrive, Source, artefact_sources
 from hqm.errors import HqmError
 from hqm.io import make_temp_dir, read_json, sha256_file, write_json
 
-GDRIVE_URL = "https://drive.google.com/uc"
 CHUNK = 1 << 16
 _HEX = re.compile(r"^[0-9a-f]{8,64}$")
 
@@ -59,10 +63,10 @@ def _expected_hash(name: str, art: ArtefactConfig, data_dir: Path) -> str | None
     return expected
 
 
-def _pin(name: str, art: ArtefactConfig, data_dir: Path, digest: str) -> None:
-    """Trust on first use: record the digest so later uses (and other machines) can verify."""
+def _pin(name: str, art: ArtefactConfig, data_dir: Path, digest: str, url: str) -> None:
+    """Trust on first use (after the content check): record the digest so later uses can verify."""
     pins = _pins(data_dir)
-    pins[name] = {"sha256": digest, "url": art.url, "path": art.path}
+    pins[name] = {"sha256": digest, "url": url, "path": art.path}
     write_json(data_dir / PIN_FILE, pins)
     print(f"hqm fetch: artefact '{name}' has no published sha256; pinned {digest} in "
           f"{data_dir / PIN_FILE} (copy it to params: artefacts.{name}.sha256)", file=sys.stderr)
@@ -76,30 +80,13 @@ class _Retryable(Exception):
     """A transient failure (connection dropped, timeout, 5xx): try again, resuming."""
 
 
-def _http_error(name: str, url: str, status: int, dest: Path) -> HqmError:
-    return HqmError(f"artefact '{name}': HTTP {status} from {url}; download it by hand and place it at {dest}")
+class _SourceFailed(Exception):
+    """This source cannot deliver the file (message: the reason); the next source is tried."""
 
 
-def _gdrive_confirm_url(response: requests.Response, base_url: str) -> str | None:
-    """The real download URL behind Google Drive's 'cannot scan for viruses' page, if any."""
-    for key, value in response.cookies.items():
-        if key.startswith("download_warning"):
-            return f"{response.url}{'&' if '?' in response.url else '?'}{urlencode({'confirm': value})}"
-    text = response.text
-    form = re.search(r'<form[^>]*id="download-form"[^>]*action="([^"]+)"[^>]*>(.*?)</form>', text, re.S)
-    if form:
-        inputs = re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form.group(2))
-        action = urljoin(base_url, html.unescape(form.group(1)))
-        return f"{action}?{urlencode([(k, html.unescape(v)) for k, v in inputs])}"
-    token = re.search(r"confirm=([0-9A-Za-z_-]+)", text)
-    if token:
-        return f"{response.url}{'&' if '?' in response.url else '?'}{urlencode({'confirm': token.group(1)})}"
-    return None
-
-
-def _download_once(session: requests.Session, url: str, part: Path, name: str, dest: Path, timeout: float,
-                   progress: bool, gdrive_base: str | None) -> None:  # fmt: skip
-    """One attempt: resume ``part`` from its current size. Raises _Retryable or HqmError."""
+def _download_once(session: requests.Session, url: str, part: Path, name: str, timeout: float,
+                   progress: bool) -> None:  # fmt: skip
+    """One attempt: resume ``part`` from its current size. Raises _Retryable or _SourceFailed."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
@@ -108,35 +95,23 @@ def _download_once(session: requests.Session, url: str, part: Path, name: str, d
         raise _Retryable(f"connection failed ({type(exc).__name__})") from None
     with response:
         if response.status_code == 416 and offset:
-            return  # the part is already complete; the checksum decides
+            return  # the part is already complete; the checks decide
         if response.status_code >= 500 or response.status_code == 429:
             raise _Retryable(f"HTTP {response.status_code}")
         if response.status_code >= 400:
-            raise _http_error(name, url, response.status_code, dest)
-        if gdrive_base is not None and "text/html" in response.headers.get("Content-Type", ""):
-            confirm = _gdrive_confirm_url(response, gdrive_base)
-            if confirm is None:
-                raise HqmError(
-                    f"artefact '{name}': Google Drive returned a page without a download link (quota or "
-                    f"permissions?); download {url} by hand and place it at {dest}"
-                )
-            return _download_once(session, confirm, part, name, dest, timeout, progress, None)
-        if "text/html" in response.headers.get("Content-Type", "") and dest.suffix not in (".html", ".htm"):
+            raise _SourceFailed(f"HTTP {response.status_code}")
+        if "text/html" in response.headers.get("Content-Type", "") and not part.name.endswith((".html.part", ".htm.part")):
             # a dead link, a login wall or a folder view answers with a web page, not the file
-            raise HqmError(
-                f"artefact '{name}': {url} answered with a web page instead of the file; "
-                f"download it by hand and place it at {dest}"
-            )
+            raise _SourceFailed("answered with a web page instead of the file")
         if response.status_code == 200 and offset:
             offset = 0  # server ignored the Range header: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
-        mode = "ab" if offset else "wb"
         bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=name,
                    disable=not progress or not sys.stderr.isatty())  # fmt: skip
         received = 0
         try:
-            with open(part, mode) as handle:
+            with open(part, "ab" if offset else "wb") as handle:
                 for chunk in response.iter_content(CHUNK):
                     handle.write(chunk)
                     received += len(chunk)
@@ -145,8 +120,75 @@ def _download_once(session: requests.Session, url: str, part: Path, name: str, d
             raise _Retryable(f"connection lost after {offset + received} bytes ({type(exc).__name__})") from None
         finally:
             bar.close()
-        if total is not None and offset + received < total:
-            raise _Retryable(f"connection closed after {offset + received} of {total} bytes")
+        if total is not None and offset + received != total:
+            raise _Retryable(f"received {offset + received} of the {total} bytes announced by Content-Length")
+
+
+def _download_http(url: str, part: Path, name: str, retries: int, backoff: float, timeout: float,
+                   progress: bool, sleep: Callable[[float], None]) -> None:  # fmt: skip
+    """Resumable, retried plain-HTTP download of ``url`` into ``part``."""
+    with requests.Session() as session:
+        session.headers["Accept-Encoding"] = "identity"  # the bytes on disk are the bytes counted
+        for attempt in range(retries + 1):
+            try:
+                _download_once(session, url, part, name, timeout, progress)
+                return
+            except _Retryable as exc:
+                if attempt == retries:
+                    raise _SourceFailed(f"failed after {retries + 1} attempts ({exc})") from None
+                sleep(backoff * 2**attempt)
+
+
+def _download_drive(source: Source, part: Path, drive: DriveClient, retries: int, timeout: float) -> None:
+    """A Drive file or folder member into ``part`` (gdown works in a temporary sibling folder)."""
+    tmp = make_temp_dir(part)
+    try:
+        out = tmp / part.name.removesuffix(".part")
+        if source.kind == "gdrive":
+            drive.download_file(source.ref, out, timeout, retries)
+        else:
+            drive.download_folder_member(source.ref, source.member or out.name, out, timeout, retries)
+        os.replace(out, part)
+    except DriveError as exc:
+        raise _SourceFailed(str(exc)) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_part(part: Path, art: ArtefactConfig, kind: str | None, expected: str | None) -> str:
+    """Size, content and checksum of a finished download; its sha256, or _SourceFailed."""
+    if art.size is not None and part.stat().st_size != art.size:
+        raise _SourceFailed(f"got {part.stat().st_size} bytes, params say size {art.size}")
+    try:
+        check_content(part, kind)
+    except ContentError as exc:
+        raise _SourceFailed(f"content check failed: {exc}") from None
+    actual = sha256_file(part)
+    if expected is not None and not _hash_matches(actual, expected):
+        raise _SourceFailed(f"checksum mismatch: sha256 {actual}, expected {expected}")
+    return actual
+
+
+def _by_hand(art: ArtefactConfig, dest: Path) -> str:
+    how = f" ({art.manual})" if art.manual else ""
+    return f"download it by hand{how} and place it at {dest}"
+
+
+def _verify_present(name: str, art: ArtefactConfig, dest: Path, data_dir: Path, expected: str | None,
+                    kind: str | None, url: str) -> None:  # fmt: skip
+    """A file already at ``dest`` (downloaded before or placed by hand): verify, or check and pin."""
+    actual = sha256_file(dest)
+    if expected is not None:
+        if not _hash_matches(actual, expected):
+            raise HqmError(f"artefact '{name}': {dest} exists but its sha256 is {actual}, expected {expected}; "
+                           f"remove it or replace it with the right file ({url})")  # fmt: skip
+        return
+    try:
+        check_content(dest, kind)
+    except ContentError as exc:
+        raise HqmError(f"artefact '{name}': {dest} exists but fails the content check ({exc}); nothing was "
+                       f"pinned; remove it or replace it with the right file ({url})") from None  # fmt: skip
+    _pin(name, art, data_dir, actual, f"file placed at {dest}")
 
 
 def fetch_artefact(
@@ -159,58 +201,58 @@ def fetch_artefact(
     backoff: float = 1.0,
     timeout: float = 60.0,
     progress: bool = True,
-    gdrive_base: str = GDRIVE_URL,
+    drive: DriveClient | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Path:
     """Make ``<data_dir>/<art.path>`` present and verified; return its path."""
     data_dir = Path(data_dir)
     dest = data_dir / art.path
     expected = _expected_hash(name, art, data_dir)
+    kind = content_kind(art.path, art.content)
+    sources = artefact_sources(name, art)
+    first = sources[0].url if sources else (art.manual or "no source listed")
     if dest.is_file():
-        actual = sha256_file(dest)
-        if expected is None:
-            _pin(name, art, data_dir, actual)
-        elif not _hash_matches(actual, expected):
-            raise HqmError(
-                f"artefact '{name}': {dest} exists but its sha256 is {actual}, expected {expected}; "
-                f"remove it or replace it with the right file ({art.url})"
-            )
+        _verify_present(name, art, dest, data_dir, expected, kind, first)
         _maybe_extract(name, art, dest, data_dir)
         return dest
     if offline:
-        raise HqmError(f"artefact '{name}': {dest} is missing and network use is off; download {art.url} and place it there")
-    if art.gdrive_id:
-        url, gbase = f"{gdrive_base}?{urlencode({'export': 'download', 'id': art.gdrive_id})}", gdrive_base
-    else:
-        url, gbase = art.url, None
-    dest.parent.mkdir(parents=True, exist_ok=True)
+        raise HqmError(f"artefact '{name}': {dest} is missing and network use is off; {_by_hand(art, dest)}"
+                       f" (from {first})")  # fmt: skip
+    if not sources:
+        raise HqmError(f"artefact '{name}': {dest} is missing and no source can be fetched automatically; "
+                       f"{_by_hand(art, dest)}")  # fmt: skip
     part = dest.with_name(dest.name + ".part")
-    last = ""
-    with requests.Session() as session:
-        for attempt in range(retries + 1):
+    failures, current = [], first
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for source in sources:
+            current = source.url
+            part.unlink(missing_ok=True)  # never resume another source's bytes
             try:
-                _download_once(session, url, part, name, dest, timeout, progress, gbase)
-                break
-            except _Retryable as exc:
-                last = str(exc)
-                if attempt == retries:
-                    raise HqmError(
-                        f"artefact '{name}': download from {url} failed after {retries + 1} attempts ({last}); "
-                        f"the partial file {part} resumes next time, or place the file by hand at {dest}"
-                    ) from None
-                sleep(backoff * 2**attempt)
-    actual = sha256_file(part)
-    if expected is None:
-        _pin(name, art, data_dir, actual)
-    elif not _hash_matches(actual, expected):
-        part.unlink()
-        raise HqmError(
-            f"artefact '{name}': checksum mismatch for {url}: sha256 {actual}, expected {expected}; "
-            f"the download was removed; fetch the right file by hand and place it at {dest}"
-        )
-    os.replace(part, dest)
+                if source.kind == "http":
+                    _download_http(source.url, part, name, retries, backoff, timeout, progress, sleep)
+                else:
+                    _download_drive(source, part, drive or GdownDrive(), retries, timeout)
+                actual = _check_part(part, art, kind, expected)
+            except _SourceFailed as exc:
+                failures.append(f"{source.url}: {exc}")
+                continue
+            if expected is None:
+                _pin(name, art, data_dir, actual, source.url)
+            os.replace(part, dest)
+            break
+    except OSError as exc:  # disk full, read-only folder: the environment, not the source
+        raise OSError(exc.errno, f"artefact '{name}': cannot write {exc.filename or dest} ({exc.strerror or exc}) "
+                      f"while fetching {current}; "
+                      f"free space or choose another --data-dir") from None  # fmt: skip
+    finally:
+        part.unlink(missing_ok=True)
+    if not dest.is_file():
+        raise HqmError(f"artefact '{name}': no source delivered the file ({'; '.join(failures)}); "
+                       f"{_by_hand(art, dest)}")  # fmt: skip
     _maybe_extract(name, art, dest, data_dir)
     return dest
+
 
 
 def _maybe_extract(name: str, art: ArtefactConfig, archive: Path, data_dir: Path) -> None:
@@ -243,10 +285,10 @@ def _maybe_extract(name: str, art: ArtefactConfig, archive: Path, data_dir: Path
 
 
 def fetch_all(artefacts: dict[str, ArtefactConfig], names: list[str] | None, data_dir: str | os.PathLike,
-              **kwargs) -> dict[str, Path]:  # fmt: skip
+              where: str = "params", **kwargs) -> dict[str, Path]:  # fmt: skip
     """Fetch the named artefacts (all when ``names`` is empty); unknown names are an error."""
     names = list(names or artefacts)
     unknown = [n for n in names if n not in artefacts]
     if unknown:
-        raise HqmError(f"params: unknown artefact(s) {', '.join(unknown)} (defined: {', '.join(artefacts) or 'none'})")
+        raise HqmError(f"{where}: unknown artefact(s) {', '.join(unknown)} (defined: {', '.join(artefacts) or 'none'})")
     return {n: fetch_artefact(n, artefacts[n], data_dir, **kwargs) for n in names}
