@@ -193,6 +193,7 @@ class ArtefactConfig:
     url: str | None = None  # a single source (older params files); tried after ``sources``
     gdrive_id: str | None = None  # a Drive file id (older params files); tried after ``sources``
     extract_to: str | None = None  # unpack archives here (relative to the data dir)
+    strip_top_folder: bool = False  # unpack the archive's single top folder's content (GitHub archives)
     size: int | None = None
     # What the file must be before it is pinned: auto = from the file name (.zip/.tar* list,
     # .pth loads as a state dict, .json parses, .pickle/.mat magic), or one kind, or none.

@@ -276,8 +276,12 @@ def _maybe_extract(name: str, art: ArtefactConfig, archive: Path, data_dir: Path
                 zf.extractall(tmp)
         else:
             raise HqmError(f"artefact '{name}': {archive} is neither a tar nor a zip archive, cannot extract")
-        os.replace(tmp, target)
-    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+        top = list(tmp.iterdir())
+        if art.strip_top_folder and (len(top) != 1 or not top[0].is_dir()):
+            raise HqmError(f"artefact '{name}': {archive} has {len(top)} top-level entries, strip_top_folder "
+                           f"needs exactly one folder; set strip_top_folder: false")  # fmt: skip
+        os.replace(top[0] if art.strip_top_folder else tmp, target)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         raise HqmError(f"artefact '{name}': {archive} is a damaged archive ({exc})") from None
     finally:
         if tmp.exists():
