@@ -1,117 +1,67 @@
-"""Fetching against a local HTTP server on 127.0.0.1 (Range, interruptions, checksums, 404, Drive)."""
+"""Fetching one artefact over plain HTTP from a local server on 127.0.0.1 (Range, retries,
+checksums, pins, hand-placed files, extraction)."""
 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
+import json
 import tarfile
-import threading
-from urllib.parse import parse_qs, urlparse
+import zipfile
 
 import pytest
+from local_http import LocalServer, Reply
 
 from hqm.config import ArtefactConfig
 from hqm.data.download import fetch_all, fetch_artefact
 from hqm.errors import HqmError
 
-PAYLOAD = bytes(range(256)) * 1200  # 300 kB
+PAYLOAD = bytes(range(256)) * 1200  # 300 kB, no content check (.bin)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class _State:
-    def __init__(self):
-        self.requests: list[tuple[str, str | None]] = []
-        self.cut_next = 0  # number of upcoming /flaky responses to cut mid-body
-
-
-def _handler(state: _State):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):  # keep test output quiet
-            pass
-
-        def _send_body(self, data: bytes, cut: bool = False, content_type="application/octet-stream"):
-            rng = self.headers.get("Range")
-            start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-            if start >= len(data) and rng:
-                self.send_response(416)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            body = data[start:]
-            self.send_response(206 if rng else 200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            if rng:
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            self.end_headers()
-            if cut:
-                self.wfile.write(body[: len(body) // 3])
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
-            self.wfile.write(body)
-
-        def do_GET(self):
-            url = urlparse(self.path)
-            state.requests.append((url.path, self.headers.get("Range")))
-            if url.path == "/file.bin":
-                self._send_body(PAYLOAD)
-            elif url.path == "/flaky.bin":
-                cut = state.cut_next > 0
-                state.cut_next -= 1
-                self._send_body(PAYLOAD, cut=cut)
-            elif url.path == "/uc":
-                query = parse_qs(url.query)
-                if query.get("confirm") == ["t0k"] and query.get("id") == ["abc"]:
-                    self._send_body(PAYLOAD)
-                else:
-                    page = (b'<html><form id="download-form" action="/uc" method="get">'
-                            b'<input type="hidden" name="id" value="abc">'
-                            b'<input type="hidden" name="export" value="download">'
-                            b'<input type="hidden" name="confirm" value="t0k"></form></html>')  # fmt: skip
-                    self._send_body(page, content_type="text/html; charset=utf-8")
-            elif url.path == "/archive.tar.gz":
-                self._send_body(_ARCHIVE)
-            elif url.path == "/page.html":  # what a dead link or a Drive folder view serves
-                self._send_body(b"<html><body>Sign in</body></html>", content_type="text/html")
-            else:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-    return Handler
-
-
-def _make_archive() -> bytes:
+def _tar_gz(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("inner/hello.txt")
-        data = b"hello"
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
-_ARCHIVE = _make_archive()
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+ARCHIVE = _tar_gz({"inner/hello.txt": b"hello"})
+
+
+class Flaky:
+    """Cut the first ``cuts`` answers a third of the way through the body."""
+
+    def __init__(self, cuts: int):
+        self.cuts = cuts
+
+    def __call__(self, query) -> Reply:
+        self.cuts -= 1
+        return Reply(PAYLOAD, cut=len(PAYLOAD) // 3 if self.cuts >= 0 else None)
 
 
 @pytest.fixture()
 def server():
-    state = _State()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", state
-    httpd.shutdown()
-    httpd.server_close()
+    routes = {"/file.bin": Reply(PAYLOAD), "/archive.tar.gz": Reply(ARCHIVE),
+              "/page.html": Reply(b"<html><body>Sign in</body></html>", content_type="text/html")}  # fmt: skip
+    with LocalServer(routes) as srv:
+        yield srv
 
 
 def _art(url, sha=SHA, **kw):
-    return ArtefactConfig(url=url, sha256=sha, path="sub/file.bin", **kw)
+    return ArtefactConfig(sources=[url], sha256=sha, path="sub/file.bin", **kw)
 
 
 def _fetch(name, art, tmp_path, **kw):
@@ -119,46 +69,41 @@ def _fetch(name, art, tmp_path, **kw):
 
 
 def test_normal_download_lands_verified(server, tmp_path):
-    base, state = server
-    path = _fetch("f", _art(f"{base}/file.bin"), tmp_path)
+    path = _fetch("f", _art(f"{server.base}/file.bin"), tmp_path)
     assert path.read_bytes() == PAYLOAD and not (tmp_path / "sub" / "file.bin.part").exists()
-    assert state.requests == [("/file.bin", None)]
+    assert server.requests == [("/file.bin", "", None)]
 
 
 def test_interrupted_download_resumes_with_range(server, tmp_path):
-    base, state = server
-    state.cut_next = 2
-    path = _fetch("f", _art(f"{base}/flaky.bin"), tmp_path, retries=3)
+    server.routes["/flaky.bin"] = Flaky(cuts=2)
+    path = _fetch("f", _art(f"{server.base}/flaky.bin"), tmp_path, retries=3)
     assert path.read_bytes() == PAYLOAD
-    ranges = [r for p, r in state.requests]
+    ranges = [r for _, _, r in server.requests]
     assert ranges[0] is None and ranges[1] is not None and ranges[2] is not None
     starts = [int(r.split("=")[1].rstrip("-")) for r in ranges[1:]]
     assert 0 < starts[0] < starts[-1] < len(PAYLOAD)  # each retry resumed where the last stopped
 
 
-def test_gives_up_after_retries_and_keeps_the_part(server, tmp_path):
-    base, state = server
-    state.cut_next = 10
-    with pytest.raises(HqmError, match=r"artefact 'f': download .* failed after 2 attempts"):
-        _fetch("f", _art(f"{base}/flaky.bin"), tmp_path, retries=1)
-    assert (tmp_path / "sub" / "file.bin.part").exists() and not (tmp_path / "sub" / "file.bin").exists()
-    state.cut_next = 0
-    assert _fetch("f", _art(f"{base}/flaky.bin"), tmp_path).read_bytes() == PAYLOAD
-    assert state.requests[-1][1] is not None  # the next run resumed the part
+def test_gives_up_after_retries_and_leaves_nothing(server, tmp_path):
+    server.routes["/flaky.bin"] = Flaky(cuts=10)
+    with pytest.raises(HqmError, match=r"artefact 'f': no source delivered the file \(http://127\.0\.0\.1:\d+/flaky\.bin: "
+                       r"failed after 2 attempts .*\); download it by hand and place it at .*sub/file\.bin"):
+        _fetch("f", _art(f"{server.base}/flaky.bin"), tmp_path, retries=1)
+    assert list((tmp_path / "sub").iterdir()) == []
+    assert len(server.requests) == 2
 
 
 def test_wrong_checksum_is_an_error_and_leaves_nothing(server, tmp_path):
-    base, _ = server
-    with pytest.raises(HqmError, match=r"artefact 'f': checksum mismatch .* place it at .*file.bin"):
-        _fetch("f", _art(f"{base}/file.bin", sha="0" * 64), tmp_path)
+    with pytest.raises(HqmError, match=r"artefact 'f': .*file\.bin: checksum mismatch: sha256 \w+, expected 0{64}\); "
+                       r"download it by hand and place it at .*file.bin"):
+        _fetch("f", _art(f"{server.base}/file.bin", sha="0" * 64), tmp_path)
     assert list((tmp_path / "sub").iterdir()) == []
 
 
-def test_404_is_an_error_naming_file_and_where_to_put_it(server, tmp_path):
-    base, state = server
-    with pytest.raises(HqmError, match=r"artefact 'f': HTTP 404 .*place it at .*sub/file.bin"):
-        _fetch("f", _art(f"{base}/missing.bin"), tmp_path)
-    assert len(state.requests) == 1  # a 404 is not retried
+def test_404_is_an_error_naming_the_url_and_where_to_put_the_file(server, tmp_path):
+    with pytest.raises(HqmError, match=r"artefact 'f': .*missing\.bin: HTTP 404\); .*place it at .*sub/file.bin"):
+        _fetch("f", _art(f"{server.base}/missing.bin"), tmp_path)
+    assert len(server.requests) == 1  # a 404 is not retried
 
 
 def test_file_placed_by_hand_is_used_without_network(tmp_path):
@@ -172,29 +117,43 @@ def test_file_placed_by_hand_is_used_without_network(tmp_path):
 
 
 def test_offline_missing_file_says_where_to_put_it(tmp_path):
-    with pytest.raises(HqmError, match=r"missing and network use is off; download .* place it there"):
+    with pytest.raises(HqmError, match=r"missing and network use is off; download it by hand and place it at .*"
+                       r"file.bin \(from http://127.0.0.1:9/x\)"):
         _fetch("f", _art("http://127.0.0.1:9/x"), tmp_path, offline=True)
 
 
-def test_google_drive_confirmation_flow(server, tmp_path):
-    base, state = server
-    art = _art("https://drive.google.com/whatever", gdrive_id="abc")
-    path = _fetch("g", art, tmp_path, gdrive_base=f"{base}/uc")
-    assert path.read_bytes() == PAYLOAD
-    assert [p for p, _ in state.requests] == ["/uc", "/uc"]
-
-
 def test_archive_is_extracted_once(server, tmp_path):
-    base, _ = server
-    art = ArtefactConfig(url=f"{base}/archive.tar.gz", sha256=hashlib.sha256(_ARCHIVE).hexdigest(),
+    art = ArtefactConfig(sources=[f"{server.base}/archive.tar.gz"], sha256=hashlib.sha256(ARCHIVE).hexdigest(),
                          path="a.tar.gz", extract_to="unpacked")  # fmt: skip
     _fetch("a", art, tmp_path)
     assert (tmp_path / "unpacked" / "inner" / "hello.txt").read_text() == "hello"
+    (tmp_path / "unpacked" / "inner" / "hello.txt").write_text("edited")
+    _fetch("a", art, tmp_path)  # the folder marks completion: not unpacked again
+    assert (tmp_path / "unpacked" / "inner" / "hello.txt").read_text() == "edited"
+
+
+def test_github_archive_top_folder_is_stripped(server, tmp_path):
+    data = _zip({"v-coco-489cc4db/data/splits/a.ids": b"1\n", "v-coco-489cc4db/README.md": b"r"})
+    server.routes["/v.zip"] = Reply(data)
+    art = ArtefactConfig(sources=[f"{server.base}/v.zip"], sha256=None, path="v.zip",
+                         extract_to="raw/vcoco/v-coco-master", strip_top_folder=True)  # fmt: skip
+    _fetch("v", art, tmp_path)
+    assert (tmp_path / "raw/vcoco/v-coco-master/data/splits/a.ids").read_text() == "1\n"
+    assert sorted(p.name for p in (tmp_path / "raw/vcoco").iterdir()) == ["v-coco-master"]
+
+
+def test_strip_top_folder_refuses_an_archive_with_two_top_entries(server, tmp_path):
+    server.routes["/two.zip"] = Reply(_zip({"a/x": b"1", "b/y": b"2"}))
+    art = ArtefactConfig(sources=[f"{server.base}/two.zip"], sha256=None, path="two.zip", extract_to="out",
+                         strip_top_folder=True)  # fmt: skip
+    with pytest.raises(HqmError, match=r"artefact 't': .*two.zip has 2 top-level entries"):
+        _fetch("t", art, tmp_path)
+    assert not (tmp_path / "out").exists()
 
 
 def test_fetch_all_rejects_unknown_names(tmp_path):
-    with pytest.raises(HqmError, match="unknown artefact"):
-        fetch_all({}, ["nope"], tmp_path)
+    with pytest.raises(HqmError, match=r"params.yaml: unknown artefact\(s\) nope \(defined: a\)"):
+        fetch_all({"a": _art("http://127.0.0.1:9/x")}, ["nope"], tmp_path, where="params.yaml")
 
 
 def test_bad_sha_in_params_is_refused(tmp_path):
@@ -208,7 +167,8 @@ def test_fetch_command_verifies_a_hand_placed_file_offline(tmp_path, capsys):
     (tmp_path / "data" / "sub").mkdir(parents=True)
     (tmp_path / "data" / "sub" / "file.bin").write_bytes(PAYLOAD)
     params = tmp_path / "params.yaml"
-    params.write_text(f"experiment:\n  variants: []\nartefacts:\n  f:\n    url: http://127.0.0.1:9/x\n    sha256: {SHA}\n    path: sub/file.bin\n")
+    params.write_text(f"experiment:\n  variants: []\nartefacts:\n  f:\n    sources: [http://127.0.0.1:9/x]\n"
+                      f"    sha256: {SHA}\n    path: sub/file.bin\n")  # fmt: skip
     assert main(["fetch", "f", "--params", str(params), "--data-dir", str(tmp_path / "data"), "--offline"]) == 0
     assert "sub/file.bin" in capsys.readouterr().out
     (tmp_path / "data" / "sub" / "file.bin").unlink()
@@ -217,23 +177,20 @@ def test_fetch_command_verifies_a_hand_placed_file_offline(tmp_path, capsys):
 
 
 def test_unpublished_checksum_is_pinned_on_first_download_then_enforced(server, tmp_path, capsys):
-    base, state = server
-    art = _art(f"{base}/file.bin", sha=None)
+    art = _art(f"{server.base}/file.bin", sha=None)
     _fetch("f", art, tmp_path)
     assert "pinned" in capsys.readouterr().err
-    import json
-
     pins = json.loads((tmp_path / "checksums.json").read_text())
-    assert pins["f"]["sha256"] == SHA
+    assert pins["f"] == {"sha256": SHA, "url": f"{server.base}/file.bin", "path": "sub/file.bin"}
     _fetch("f", art, tmp_path)  # verified against the pin, no new request
-    assert len(state.requests) == 1
+    assert len(server.requests) == 1
     (tmp_path / "sub" / "file.bin").write_bytes(PAYLOAD[:-1] + b"x")
     with pytest.raises(HqmError, match=r"artefact 'f': .*file.bin exists but its sha256 is .*expected " + SHA):
         _fetch("f", art, tmp_path)
 
 
 def test_a_web_page_instead_of_the_file_is_refused(server, tmp_path):
-    base, _ = server
-    with pytest.raises(HqmError, match=r"answered with a web page instead of the file; download it by hand and place it at .*file.bin"):
-        _fetch("f", _art(f"{base}/page.html", sha=None), tmp_path)
+    with pytest.raises(HqmError, match=r"page\.html: answered with a web page instead of the file\); download it by "
+                       r"hand and place it at .*file.bin"):
+        _fetch("f", _art(f"{server.base}/page.html", sha=None), tmp_path)
     assert not (tmp_path / "checksums.json").exists() and not (tmp_path / "sub" / "file.bin").exists()
