@@ -63,7 +63,7 @@ def test_404_then_the_next_source_is_used_and_pinned(server, tmp_path):
 
 
 @pytest.mark.parametrize("route, reason", [
-    ("/short.zip", r"content check failed: the archive does not list"),  # no Content-Length, cut short
+    ("/short.zip", r"content check failed: the zip archive does not list"),  # no Content-Length, cut short
     ("/page.zip", r"content check failed: the file is a web page"),  # HTML sent as octet-stream
 ])  # fmt: skip
 def test_a_bad_body_is_never_pinned_and_the_next_source_wins(server, tmp_path, route, reason):

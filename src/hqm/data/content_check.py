@@ -54,19 +54,26 @@ def check_content(path: str | Path, kind: str | None) -> None:
      "pickle": _check_pickle, "mat": _check_mat}[kind](path, head)  # fmt: skip
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception as a short single line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def _check_archive(path: Path, head: bytes) -> None:
-    if zipfile.is_zipfile(path):
-        try:
+    if head.startswith(b"PK") or path.name.lower().endswith(".zip"):
+        try:  # the central directory sits at the end: a cut zip does not open
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise ContentError(f"the zip archive does not list ({exc})") from None
+            raise ContentError(f"the zip archive does not list ({_reason(exc)})") from None
     else:
         try:
             with tarfile.open(path) as tar:
                 names = [member.name for member in tar]  # reads to the end: catches truncation
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ContentError(f"the archive does not list as zip or tar ({exc})") from None
+            first = str(exc).split(":")[0] if "\n" in str(exc) else _reason(exc)
+            raise ContentError(f"the archive does not list as a tar ({first})") from None
     if not names:
         raise ContentError("the archive is empty")
 
@@ -77,8 +84,8 @@ def _check_state_dict(path: Path, head: bytes) -> None:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ContentError(f"it does not load as a torch state dict ({reason[:160]})") from None
+        lines = str(exc).strip().splitlines()
+        raise ContentError(f"it does not load as a torch state dict ({_reason(lines[0] if lines else exc)})") from None
     weights = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(weights, dict) or not any(isinstance(v, torch.Tensor) for v in weights.values()):
         raise ContentError("it loads, but holds no state dict of tensors")
@@ -89,7 +96,7 @@ def _check_json(path: Path, head: bytes) -> None:
         with open(path, encoding="utf-8") as handle:
             json.load(handle)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ContentError(f"it does not parse as JSON ({exc})") from None
+        raise ContentError(f"it does not parse as JSON ({_reason(exc)})") from None
 
 
 def _check_pickle(path: Path, head: bytes) -> None:
