@@ -15,8 +15,6 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import torch
-
 KINDS = ("archive", "state_dict", "json", "pickle", "mat")
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<?xml", b"<body")
 
@@ -79,6 +77,10 @@ def _check_archive(path: Path, head: bytes) -> None:
 
 
 def _check_state_dict(path: Path, head: bytes) -> None:
+    # torch is imported here, not at the top: only .pth artefacts need it, and importing it costs
+    # seconds that every other `hqm fetch` (archives, pickles, hand-placed files) would pay.
+    import torch
+
     # Released QPIC/DETR checkpoints pickle their argparse Namespace next to the weights.
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
