@@ -232,7 +232,8 @@ def fetch_artefact(
                 if source.kind == "http":
                     _download_http(source.url, part, name, retries, backoff, timeout, progress, sleep)
                 else:
-                    _download_drive(source, part, drive or GdownDrive(), retries, timeout)
+                    client = drive or GdownDrive(progress=progress and sys.stderr.isatty(), desc=name)
+                    _download_drive(source, part, client, retries, timeout)
                 actual = _check_part(part, art, kind, expected)
             except _SourceFailed as exc:
                 failures.append(f"{source.url}: {exc}")

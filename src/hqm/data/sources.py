@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlparse
 import gdown
 import requests
 from gdown.exceptions import FileURLRetrievalError
+from tqdm import tqdm
 
 from hqm.config import ArtefactConfig
 from hqm.errors import HqmError
@@ -113,16 +114,28 @@ def _one_line(exc: BaseException) -> str:
 
 class GdownDrive:
     """The real Drive client: ``gdown.download`` (file, confirmation flow) and
-    ``gdown.download_folder`` (listing a shared folder). No cookie file is read or written."""
+    ``gdown.download_folder`` (listing a shared folder). No cookie file is read or written;
+    ``progress`` shows a bar (gdown itself stays quiet: stdout belongs to ``hqm fetch``)."""
 
     _ERRORS = (FileURLRetrievalError, _GdownDownloadError, requests.RequestException, ValueError)
 
+    def __init__(self, progress: bool = False, desc: str = ""):
+        self.progress, self.desc = progress, desc
+
     def download_file(self, file_id: str, out: Path, timeout: float, retries: int) -> None:
+        bar = tqdm(unit="B", unit_scale=True, desc=self.desc, disable=not self.progress)
+
+        def advance(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
         try:
             gdown.download(id=file_id, output=os.fspath(out), quiet=True, use_cookies=False,
-                           timeout=timeout, retries=retries)  # fmt: skip
+                           timeout=timeout, retries=retries, progress=advance)  # fmt: skip
         except self._ERRORS as exc:
             raise DriveError(_one_line(exc)) from None
+        finally:
+            bar.close()
         if not out.is_file():
             raise DriveError("gdown finished without writing the file")
 
