@@ -184,7 +184,7 @@ def render_csv(table: Table) -> str:
                " ".join(map(str, row.seeds)), row.cite or ""]
         for metric in table.metrics:
             mean, std = row.values.get(metric, (None, None))
-            out += ["" if v is None else f"{v:.4f}" for v in (mean, std)]
+            out += ["" if v is None else f"{v:.6g}" for v in (mean, std)]
         out.append(" ".join(m for m in table.metrics if m in row.bold))
         writer.writerow(out)
     for note in table.notes:
