@@ -17,7 +17,14 @@ def synthetic_hico(tmp_path_factory):
 
 
 def tiny_run_config(root, method: str = "hqm"):
-    from hqm.config import AugmentConfig, DatasetConfig, GBSConfig, HardQueryConfig, ModelConfig, RunConfig
+    from hqm.config import (
+        AugmentConfig,
+        DatasetConfig,
+        GBSConfig,
+        HardQueryConfig,
+        ModelConfig,
+        RunConfig,
+    )
 
     model = ModelConfig(backbone="resnet18", hidden_dim=16, nheads=2, enc_layers=1, dec_layers=2,
                         dim_feedforward=32, dropout=0.0, num_queries=6, backbone_out_stage="layer3")
