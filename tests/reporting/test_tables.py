@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hqm.errors import HqmError
 from hqm.io import write_json
@@ -225,3 +226,16 @@ def test_hico_protocol_choice(hico_runs):
     assert row(official, "ours", "qpic").values["default_full"][0] == pytest.approx(30.0)
     assert row(qpic, "ours", "qpic").values["default_full"][0] == pytest.approx(50.0)
     assert any("from the qpic protocol" in n for n in qpic.notes)
+
+
+def test_readme_bibtex_is_references_bib():
+    readme = (REPO / "README.md").read_text()
+    citing = readme[readme.index("## Citing"):]
+    block = citing[citing.index("```bibtex\n") + len("```bibtex\n"):]
+    block = block[:block.index("```")]
+    bib = (REPO / "references.bib").read_text()
+    entries = bib[bib.index("@inproceedings"):]
+    assert block.strip() == entries.strip()
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["license"] == "Apache-2.0" and len(cff["references"]) == 2
+    assert "Apache License" in (REPO / "LICENSE").read_text()[:200]
