@@ -98,7 +98,7 @@ def test_markdown_layout(hico_runs):
                     "Known Object Full", "Known Object Rare", "Known Object Non-rare"]
     lines = md.splitlines()
     ours = next(line for line in lines if line.startswith("| QPIC (ours)"))
-    assert "31.00 ± 1.41" in ours and "| R50" in ours and "| last" in ours
+    assert "31.00 ± 1.41" in ours and "| R50" in ours and "| last (ep. 3)" in ours
     gbs = next(line for line in lines if line.startswith("| QPIC + GBS (ours)"))
     assert gbs.count("| –") >= 3  # nothing for Known-Object
     pub_hqm = next(line for line in lines if line.startswith("| QPIC + HQM [zhong2022hqm]"))
@@ -239,3 +239,12 @@ def test_readme_bibtex_is_references_bib():
     cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
     assert cff["license"] == "Apache-2.0" and len(cff["references"]) == 2
     assert "Apache License" in (REPO / "LICENSE").read_text()[:200]
+
+
+def test_checkpoint_column_names_the_epochs(hico_runs):
+    hico_runs[1][1]["epoch"] = 7  # seed 2 of qpic ended elsewhere
+    table = tables.build_table(hico_runs, "hico_det", "resnet50")
+    assert table_render.checkpoint_text(row(table, "ours", "qpic")) == "last (ep. 3–7)"
+    assert table_render.checkpoint_text(row(table, "ours", "hqm", "best")) == "best (ep. 3)"
+    assert table_render.checkpoint_text(row(table, "published", "qpic")) == "–"
+    assert r"last (ep. 3--7)" in table_render.render_latex(table)

@@ -45,11 +45,21 @@ def _label(row: TableRow, cite: str) -> str:
     return f"{method_label(row.method, row.variant)} (ours)"
 
 
+def checkpoint_text(row: TableRow) -> str:
+    """``last (ep. 80)`` / ``best (ep. 37–52)``: the checkpoint and the epochs of its files."""
+    if not row.checkpoint:
+        return DASH
+    if not row.epochs:
+        return row.checkpoint
+    lo, hi = row.epochs[0], row.epochs[-1]
+    return f"{row.checkpoint} (ep. {lo})" if lo == hi else f"{row.checkpoint} (ep. {lo}–{hi})"
+
+
 def _meta(row: TableRow) -> list[str]:
     """Backbone, checkpoint and n columns."""
     if row.kind == "published":
         return [backbone_label(row.backbone), DASH, DASH]
-    return [backbone_label(row.backbone), row.checkpoint or DASH, str(len(row.seeds))]
+    return [backbone_label(row.backbone), checkpoint_text(row), str(len(row.seeds))]
 
 
 def column_titles(table: Table) -> list[str]:
@@ -171,7 +181,7 @@ def render_latex(table: Table) -> str:
 
 def render_csv(table: Table) -> str:
     """One line per table row, numbers unformatted (empty where absent); notes as ``note`` rows."""
-    header = ["row", "method", "label", "variant", "backbone", "checkpoint", "n", "seeds", "cite"]
+    header = ["row", "method", "label", "variant", "backbone", "checkpoint", "n", "seeds", "epochs", "cite"]
     for metric in table.metrics:
         header += [metric, f"{metric}_std"]
     header.append("bold")
@@ -181,7 +191,7 @@ def render_csv(table: Table) -> str:
     for row in table.rows():
         out = [row.kind, row.method, method_label(row.method, row.variant), row.variant or "", row.backbone,
                row.checkpoint or "", len(row.seeds) if row.kind != "published" else "",
-               " ".join(map(str, row.seeds)), row.cite or ""]
+               " ".join(map(str, row.seeds)), " ".join(map(str, row.epochs)), row.cite or ""]
         for metric in table.metrics:
             mean, std = row.values.get(metric, (None, None))
             out += ["" if v is None else f"{v:.6g}" for v in (mean, std)]

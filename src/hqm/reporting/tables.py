@@ -51,6 +51,7 @@ class TableRow:
     variant: str | None = None  # ours and delta rows
     checkpoint: str | None = None  # ours and delta rows: "last" | "best"
     seeds: list[int] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)  # ours: the evaluated epoch of each seed's file
     cite: str | None = None  # published rows and the delta rows comparing with them
     flags: dict[str, str] = field(default_factory=dict)  # metric -> caveat (published rows)
     bold: set[str] = field(default_factory=set)  # metrics where this row holds the column's best
@@ -152,6 +153,7 @@ def _our_rows(runs: list[tuple[str, dict]], fmt: str, backbone: str, hico_protoc
               variant_order: list[str]) -> tuple[list[TableRow], set[str]]:
     """One row per (variant, checkpoint) with per-metric mean/std over seeds; the protocols used."""
     groups: dict[tuple[str, str], tuple[str, dict[int, dict[str, float]]]] = {}
+    epochs: dict[tuple[str, str], list[int]] = {}
     protocols: set[str] = set()
     for path, data in runs:
         if fmt == "hico":
@@ -166,6 +168,8 @@ def _our_rows(runs: list[tuple[str, dict]], fmt: str, backbone: str, hico_protoc
         if data["seed"] in seeds:
             raise HqmError(f"{path}: seed {data['seed']} of '{key[0]}' ({key[1]}) appears twice")
         seeds[data["seed"]] = values
+        if isinstance(data.get("epoch"), int) and not isinstance(data["epoch"], bool):
+            epochs.setdefault(key, []).append(data["epoch"])
     order = list(variant_order) + sorted({v for v, _ in groups} - set(variant_order))
     rows = []
     for variant in order:
@@ -178,13 +182,15 @@ def _our_rows(runs: list[tuple[str, dict]], fmt: str, backbone: str, hico_protoc
                 for metric, value in by_seed[seed].items():
                     per_metric.setdefault(metric, []).append(value)
             values = {m: _mean_std(v) for m, v in per_metric.items()}
-            rows.append(TableRow("ours", method, backbone, values, variant, ckpt, sorted(by_seed)))
+            rows.append(TableRow("ours", method, backbone, values, variant, ckpt, sorted(by_seed),
+                                 sorted(epochs.get((variant, ckpt), []))))
     return rows, protocols
 
 
 def _delta_row(row: TableRow, pub: PublishedResult) -> TableRow:
     values = {m: (row.values[m][0] - pub.values[m], None) for m in row.values if m in pub.values}
-    return TableRow("delta", row.method, row.backbone, values, row.variant, row.checkpoint, row.seeds, pub.cite)
+    return TableRow("delta", row.method, row.backbone, values, row.variant, row.checkpoint, row.seeds,
+                    row.epochs, cite=pub.cite)
 
 
 def _published_row(pub: PublishedResult) -> TableRow:
