@@ -128,7 +128,7 @@ def test_latex_structure(hico_runs):
     for needle in (r"\caption{", r"\label{tab:hico_det}", r"\toprule", r"\midrule", r"\bottomrule",
                    r"\multicolumn{3}{c}{Default}", r"\multicolumn{3}{c}{Known Object}",
                    r"\cmidrule(lr){5-7}\cmidrule(lr){8-10}", r"\cite{tamura2021qpic}", r"\cite{zhong2022hqm}",
-                   r"31.00 $\pm$ 1.41", r"\textbf{26.54}"):
+                   r"\shortstack{31.00\\{\tiny$\pm$1.41}}", r"\textbf{26.54}"):
         assert needle in tex, needle
     assert tex.index(r"\begin{tabular}") < tex.index(r"\end{tabular}")
     body = [line for line in lines if line.endswith(r"\\")]
@@ -149,7 +149,8 @@ def test_latex_compiles_as_pasted(tmp_path, hico_runs):
         done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout[-2000:]
     log = (tmp_path / "doc.log").read_text(errors="replace")
-    assert "undefined" not in log  # both \\cite keys resolved by references.bib
+    assert "undefined" not in log  # both cite keys resolved by references.bib
+    assert "Overfull \\hbox" not in log  # fits the text width of a one-column paper (article: 345 pt)
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
 
 
@@ -247,4 +248,4 @@ def test_checkpoint_column_names_the_epochs(hico_runs):
     assert table_render.checkpoint_text(row(table, "ours", "qpic")) == "last (ep. 3–7)"
     assert table_render.checkpoint_text(row(table, "ours", "hqm", "best")) == "best (ep. 3)"
     assert table_render.checkpoint_text(row(table, "published", "qpic")) == "–"
-    assert r"last (ep. 3--7)" in table_render.render_latex(table)
+    assert r"\shortstack{last\\{\tiny ep. 3--7}}" in table_render.render_latex(table)

@@ -121,7 +121,10 @@ def _tex_cells(table: Table, row: TableRow) -> list[str]:
         if text is None:
             cells.append("--")
             continue
-        text = text.replace("\0", r"$\pm$") + (r"$^\dagger$" if metric in row.flags else "")
+        if "\0" in text:  # the std below the mean in a smaller font: the table fits a text column
+            mean, std = text.split(" \0 ")
+            text = rf"\shortstack{{{mean}\\{{\tiny$\pm${std}}}}}"
+        text += r"$^\dagger$" if metric in row.flags else ""
         cells.append(rf"\textbf{{{text}}}" if metric in row.bold else text)
     return cells
 
@@ -135,7 +138,7 @@ def _tex_label(row: TableRow) -> str:
 
 
 def _tex_header(table: Table) -> list[str]:
-    first, rules, second = ["", "", "", ""], [], ["Method", "Backbone", "Checkpoint", "$n$"]
+    first, rules, second = ["", "", "", ""], [], ["Method", "Backbone", "Ckpt.", "$n$"]
     col = 5
     for group, metrics, titles in COLUMN_GROUPS[table.dataset_format]:
         first.append(rf"\multicolumn{{{len(metrics)}}}{{c}}{{{group}}}")
@@ -151,8 +154,8 @@ def render_latex(table: Table) -> str:
         r"% requires \usepackage{booktabs}; \cite keys are in references.bib",
         r"\begin{table}[t]",
         r"\centering",
-        r"\footnotesize",
-        r"\setlength{\tabcolsep}{3pt}",
+        r"\scriptsize",
+        r"\setlength{\tabcolsep}{2.5pt}",
         rf"\caption{{{tex_escape(caption(table))}}}",
         rf"\label{{tab:{table.dataset}}}",
         r"\begin{tabular}{llcr" + "c" * len(table.metrics) + "}",
@@ -165,6 +168,9 @@ def render_latex(table: Table) -> str:
             lines.append(r"\midrule")
         for row in rows:
             meta = [tex_escape(cell) for cell in _meta(row)]
+            if "(" in meta[1]:  # "last (ep. 3)": the epochs below, in a smaller font
+                name, epochs = meta[1].rstrip(")").split(" (", 1)
+                meta[1] = rf"\shortstack{{{name}\\{{\tiny {epochs}}}}}"
             lines.append(" & ".join([_tex_label(row), *meta, *_tex_cells(table, row)]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if table.notes:
