@@ -22,6 +22,9 @@ COMMAND_MODULES = (
     "weights",  # convert-weights: DETR COCO checkpoint -> QPIC/HQM initial weights
     "train",  # train: one (dataset, variant, seed) run
     "evaluate",  # evaluate: a checkpoint on a dataset
+    "tables",  # tables: metrics -> result tables in the papers' layout
+    "plots",  # plots: training curves, per-category AP
+    "visualize",  # visualize: gallery of one checkpoint (triplets, GBS, AMM)
     "eval_predictions",  # eval-predictions: a predictions file against ground truth
     "report",  # resolve-config, tables, plots
 )

@@ -1,10 +1,9 @@
-"""``hqm resolve-config``, ``hqm tables``, ``hqm plots``: the pipeline's glue and its outputs."""
+"""``hqm resolve-config``: the pipeline's glue (tables, plots, visualize: their own modules)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,27 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="resolved run configuration (YAML)")
     p.set_defaults(func=run)
 
-    p = subparsers.add_parser("tables", help="metrics JSON files -> results tables (md, tex, csv)")
-    p.add_argument("--metrics", nargs="+", required=True, help="runs' metrics.json files")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--backbone", default="resnet50", help="selects the published row (R50 / R101)")
-    p.add_argument("--variants", nargs="*", default=None, help="row order")
-    p.add_argument("--hico-protocol", choices=("official", "qpic"), default="official",
-                   help="protocol of the HICO-DET Default columns (qpic for synthetic data)")
-    p.set_defaults(func=run)
-
-    p = subparsers.add_parser("plots", help="runs' log.jsonl files -> training curves (PNG + CSV)")
-    p.add_argument("--logs", nargs="+", required=True, help="runs/<dataset>/<variant>/seed<s>/log.jsonl")
-    p.add_argument("--out-png", required=True)
-    p.add_argument("--out-csv", required=True)
-    p.add_argument("--title", default="training curves")
-    p.set_defaults(func=run)
-
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch on the sub-command name (one module, three sub-commands)."""
-    runners = {"resolve-config": run_resolve_config, "tables": run_tables, "plots": run_plots}
-    return runners[args.command](args)
+    return run_resolve_config(args)
 
 
 def resolve_config(
@@ -78,21 +59,4 @@ def run_resolve_config(args: argparse.Namespace) -> int:
         data, source = deep_merge(data, _load_yaml(overlay)), f"{source}+{overlay}"
     cfg = resolve_config(data, args.dataset, args.variant, args.seed, args.init_weights, source)
     save_run_config(cfg, args.out)
-    return 0
-
-
-def run_tables(args: argparse.Namespace) -> int:
-    from hqm.reporting.tables import write_tables
-
-    for path in write_tables(args.metrics, args.out_dir, args.backbone, args.variants, args.hico_protocol):
-        print(path)
-    return 0
-
-
-def run_plots(args: argparse.Namespace) -> int:
-    from hqm.reporting.plots import write_plots
-
-    # label each run "<variant>/seed<s>" from runs/<dataset>/<variant>/seed<s>/log.jsonl
-    logs = {f"{Path(p).parent.parent.name}/{Path(p).parent.name}": p for p in args.logs}
-    write_plots(logs, args.out_png, args.out_csv, args.title)
     return 0

@@ -1,9 +1,11 @@
-"""Published reference numbers (the only place they live), each with its source.
+"""Published reference numbers (the only place they live), each with its source and citation key.
 
 All values are percentages as the papers/READMEs print them. HICO-DET metrics are mAP for the
 Default (``default``) and Known-Object (``known_object``) settings, each Full / Rare / Non-rare;
 V-COCO metrics are role AP for scenario 1 and 2 over the 24 action-roles papers report (without
-``point-instr``). A metric missing from ``values`` was not published.
+``point-instr``) and agent AP. A metric missing from ``values`` was not published. The standalone
+GBS / AMM ablations have no published numbers in the sources transcribed here (the READMEs).
+Citation keys are those of ``references.bib`` at the repository root.
 """
 
 from __future__ import annotations
@@ -19,7 +21,25 @@ HICO_METRICS = (
     "ko_rare",
     "ko_nonrare",
 )
-VCOCO_METRICS = ("role_ap_s1", "role_ap_s2")
+VCOCO_METRICS = ("role_ap_s1", "role_ap_s2", "agent_ap")
+
+# references.bib keys
+CITE_QPIC = "tamura2021qpic"
+CITE_HQM = "zhong2022hqm"
+
+# How the papers name the methods and backbones in their tables.
+METHOD_LABELS = {"qpic": "QPIC", "gbs": "QPIC + GBS", "amm": "QPIC + AMM", "hqm": "QPIC + HQM"}
+BACKBONE_LABELS = {"resnet18": "R18", "resnet34": "R34", "resnet50": "R50", "resnet101": "R101"}
+
+
+def method_label(method: str, variant: str | None = None) -> str:
+    """``QPIC + HQM``; a variant whose name differs from its method is added in brackets."""
+    label = METHOD_LABELS.get(method, method)
+    return label if variant in (None, method) else f"{label} [{variant}]"
+
+
+def backbone_label(backbone: str) -> str:
+    return BACKBONE_LABELS.get(backbone, backbone)
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,7 @@ class PublishedResult:
     dataset_format: str  # "hico" | "vcoco"
     values: dict[str, float]
     source: str
+    cite: str  # references.bib key of the paper the row belongs to
     flags: dict[str, str] = field(default_factory=dict)  # metric -> caveat printed as a footnote
 
 
@@ -53,6 +74,7 @@ PUBLISHED: tuple[PublishedResult, ...] = (
             "ko_nonrare": 33.93,
         },
         source=QPIC_README,
+        cite=CITE_QPIC,
     ),
     PublishedResult(
         model="QPIC",
@@ -68,6 +90,7 @@ PUBLISHED: tuple[PublishedResult, ...] = (
             "ko_nonrare": 34.27,
         },
         source=QPIC_README,
+        cite=CITE_QPIC,
     ),
     PublishedResult(
         model="QPIC + HQM",
@@ -83,6 +106,7 @@ PUBLISHED: tuple[PublishedResult, ...] = (
             "ko_nonrare": 35.42,
         },
         source=HQM_README,
+        cite=CITE_HQM,
         flags={
             key: "identical digit for digit to the Known-Object row of CDN-S in the CDN README "
             "(possibly a copy error); not a hard target"
@@ -96,6 +120,7 @@ PUBLISHED: tuple[PublishedResult, ...] = (
         dataset_format="vcoco",
         values={"role_ap_s1": 58.8, "role_ap_s2": 61.0},
         source=QPIC_README,
+        cite=CITE_QPIC,
     ),
     PublishedResult(
         model="QPIC",
@@ -104,6 +129,7 @@ PUBLISHED: tuple[PublishedResult, ...] = (
         dataset_format="vcoco",
         values={"role_ap_s1": 58.3, "role_ap_s2": 60.7},
         source=QPIC_README,
+        cite=CITE_QPIC,
     ),
     PublishedResult(
         model="QPIC + HQM",
@@ -112,6 +138,7 @@ PUBLISHED: tuple[PublishedResult, ...] = (
         dataset_format="vcoco",
         values={"role_ap_s1": 63.6},  # scenario 2 not given
         source=HQM_README,
+        cite=CITE_HQM,
     ),
 )
 
@@ -123,13 +150,13 @@ VCOCO_DETR_NOTE = (
 
 
 def find_published(method: str, dataset_format: str, backbone: str = "resnet50") -> PublishedResult | None:
-    """The published row for ``method`` on a dataset format, or ``None`` when there is none.
-
-    Backbones without published numbers (the demo's resnet18) are compared with the ResNet-50 row;
-    the table footnote names the row used.
-    """
-    wanted = backbone if backbone in ("resnet50", "resnet101") else "resnet50"
+    """The published row for ``method`` with exactly this backbone, or ``None`` when there is none."""
     for row in PUBLISHED:
-        if row.method == method and row.dataset_format == dataset_format and row.backbone == wanted:
+        if row.method == method and row.dataset_format == dataset_format and row.backbone == backbone:
             return row
     return None
+
+
+def published_rows(dataset_format: str) -> list[PublishedResult]:
+    """Every published row of a dataset format, in the order above (QPIC first)."""
+    return [row for row in PUBLISHED if row.dataset_format == dataset_format]

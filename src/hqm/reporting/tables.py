@@ -1,68 +1,76 @@
-"""Result tables (Markdown, LaTeX booktabs, CSV) from metrics JSON files only.
+"""Result tables in the papers' layout, built from metrics JSON files only (rendering: table_render).
 
-One table per dataset, one row per variant: our mean ± std over seeds (with n), the published
-number beside it and the difference. HICO-DET: Full / Rare / Non-rare mAP for the Default and
-Known-Object settings; V-COCO: role AP for scenarios 1 and 2 (24 action-roles). Everything in percent.
+One table per dataset. HICO-DET: Default Full / Rare / Non-rare and Known-Object Full / Rare /
+Non-rare mAP; V-COCO: role AP S1 / S2 (24 action-roles) and agent AP; everything in percent. Rows
+are grouped per backbone: the published rows (with their citation key), then ours per variant and
+checkpoint (``last`` / ``best``, as each metrics file labels itself) as mean ± sample std over
+seeds, each followed by its difference to the published row of the same method and backbone --
+only on the real datasets; a ``synthetic`` table has no published rows and no differences.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from tabulate import tabulate
+from typing import Any, Literal
 
 from hqm.errors import HqmError
-from hqm.io import atomic_write, read_json
-from hqm.reporting.paper import HICO_METRICS, VCOCO_DETR_NOTE, VCOCO_METRICS, find_published
+from hqm.io import read_json
+from hqm.reporting.paper import (
+    BACKBONE_LABELS,
+    HICO_METRICS,
+    VCOCO_DETR_NOTE,
+    VCOCO_METRICS,
+    PublishedResult,
+    backbone_label,
+    find_published,
+    published_rows,
+)
 
-METRIC_LABELS = {
-    "default_full": "Full (Default)",
-    "default_rare": "Rare (Default)",
-    "default_nonrare": "Non-rare (Default)",
-    "ko_full": "Full (Known-Object)",
-    "ko_rare": "Rare (Known-Object)",
-    "ko_nonrare": "Non-rare (Known-Object)",
-    "role_ap_s1": "Role AP S1",
-    "role_ap_s2": "Role AP S2",
-}
-NOT_PUBLISHED = "not published"
-MISSING = "missing"
-TABLE_FORMATS = ("md", "tex", "csv")
+CHECKPOINTS = ("last", "best")
+DATASET_TITLES = {"hico": "HICO-DET", "vcoco": "V-COCO"}
+# Column groups of the papers' tables: (group title, metrics, column titles).
+COLUMN_GROUPS = {
+    "hico": (("Default", HICO_METRICS[:3], ("Full", "Rare", "Non-rare")),
+             ("Known Object", HICO_METRICS[3:], ("Full", "Rare", "Non-rare"))),
+    "vcoco": (("Role AP", VCOCO_METRICS[:2], ("S1", "S2")), ("Agent AP", VCOCO_METRICS[2:], ("",))),
+}  # fmt: skip
+
+RowKind = Literal["published", "ours", "delta"]
 
 
 @dataclass
-class Row:
-    """One variant: the per-seed values of every metric (percent) and the published reference."""
+class TableRow:
+    """One printed row. ``values``: metric -> (mean, sample std or None); missing = not available."""
 
-    variant: str
+    kind: RowKind
     method: str
-    seeds: list[int]
-    values: dict[str, list[float]]
-    published: dict[str, float]
-    flags: dict[str, str]
-
-    def stats(self, metric: str) -> tuple[float | None, float | None, int]:
-        """(mean, sample std or None for one seed, n) of ``metric``; mean is None with no value."""
-        vals = self.values.get(metric, [])
-        if not vals:
-            return None, None, 0
-        std = statistics.stdev(vals) if len(vals) > 1 else None
-        return statistics.fmean(vals), std, len(vals)
+    backbone: str
+    values: dict[str, tuple[float, float | None]]
+    variant: str | None = None  # ours and delta rows
+    checkpoint: str | None = None  # ours and delta rows: "last" | "best"
+    seeds: list[int] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)  # ours: the evaluated epoch of each seed's file
+    cite: str | None = None  # published rows and the delta rows comparing with them
+    flags: dict[str, str] = field(default_factory=dict)  # metric -> caveat (published rows)
+    bold: set[str] = field(default_factory=set)  # metrics where this row holds the column's best
 
 
 @dataclass
 class Table:
     dataset: str
     dataset_format: str  # "hico" | "vcoco"
-    metrics: tuple[str, ...]
-    rows: list[Row]
+    synthetic: bool
+    blocks: list[tuple[str, list[TableRow]]]  # (backbone, rows), in backbone order
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return HICO_METRICS if self.dataset_format == "hico" else VCOCO_METRICS
+
+    def rows(self) -> list[TableRow]:
+        return [row for _, rows in self.blocks for row in rows]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,27 +111,31 @@ def extract_hico(metrics: dict, where: str, prefer: str = "official") -> tuple[d
 
 
 def extract_vcoco(metrics: dict, where: str) -> dict[str, float]:
-    """V-COCO role AP (24 action-roles) in percent, as the official evaluation prints it."""
+    """V-COCO role AP (24 action-roles) and agent AP in percent, as the official evaluation prints them."""
     official = (metrics.get("vcoco") or {}).get("official")
     if not isinstance(official, dict):
         raise HqmError(f"{where}: no 'vcoco.official' section")
     out = {}
-    for name, key in (("role_ap_s1", "role_ap_s1_24"), ("role_ap_s2", "role_ap_s2_24")):
-        if key in official:
+    for name, key in (("role_ap_s1", "role_ap_s1_24"), ("role_ap_s2", "role_ap_s2_24"), ("agent_ap", "agent_ap")):
+        if official.get(key) is not None:
             out[name] = _number(official[key], f"{where}: vcoco.official.{key}")
     return out
 
 
-def load_runs(paths: list[str | Path]) -> list[tuple[str, dict]]:
+def load_runs(paths: list) -> list[tuple[str, dict]]:
     """Read metrics files; each must name its dataset, format, variant, method and seed."""
     runs = []
     for path in paths:
         data = read_json(path)
+        if not isinstance(data, dict):
+            raise HqmError(f"{path}: expected a JSON object")
         for key in ("dataset", "format", "variant", "method", "seed"):
             if key not in data:
                 raise HqmError(f"{path}: missing key '{key}'")
         if data["format"] not in ("hico", "vcoco"):
             raise HqmError(f"{path}: format: {data['format']!r} is not 'hico' or 'vcoco'")
+        if data.get("checkpoint", "last") not in CHECKPOINTS:
+            raise HqmError(f"{path}: checkpoint: {data['checkpoint']!r} is not 'last' or 'best'")
         runs.append((str(path), data))
     return runs
 
@@ -133,158 +145,153 @@ def load_runs(paths: list[str | Path]) -> list[tuple[str, dict]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def build_tables(
-    runs: list[tuple[str, dict]],
-    backbone: str = "resnet50",
-    variant_order: list[str] | None = None,
-    hico_protocol: str = "official",
-) -> list[Table]:
-    """Group runs by dataset then variant (in ``variant_order``, else first seen) into tables.
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
-    ``hico_protocol`` is the preferred protocol of the Default setting: ``official`` for HICO-DET,
-    ``qpic`` for the synthetic data (the official protocol averages over all 600 HICO-DET
-    categories, most of which the synthetic test set does not have).
-    """
-    by_dataset: dict[str, list[tuple[str, dict]]] = {}
+
+def _our_rows(runs: list[tuple[str, dict]], fmt: str, backbone: str, hico_protocol: str,
+              variant_order: list[str]) -> tuple[list[TableRow], set[str]]:
+    """One row per (variant, checkpoint) with per-metric mean/std over seeds; the protocols used."""
+    groups: dict[tuple[str, str], tuple[str, dict[int, dict[str, float]]]] = {}
+    epochs: dict[tuple[str, str], list[int]] = {}
+    protocols: set[str] = set()
     for path, data in runs:
-        by_dataset.setdefault(data["dataset"], []).append((path, data))
-    tables = []
-    for dataset, items in by_dataset.items():
-        formats = {d["format"] for _, d in items}
-        if len(formats) != 1:
-            raise HqmError(f"{items[0][0]}: dataset '{dataset}' has runs of formats {sorted(formats)}")
-        fmt = formats.pop()
-        table = Table(dataset, fmt, HICO_METRICS if fmt == "hico" else VCOCO_METRICS, [])
-        protocols: set[str] = set()
-        rows: dict[str, Row] = {}
-        for path, data in items:
-            if fmt == "hico":
-                values, protocol = extract_hico(data, path, hico_protocol)
-                protocols.add(protocol)
-            else:
-                values = extract_vcoco(data, path)
-            row = rows.get(data["variant"])
-            if row is None:
-                pub = find_published(data["method"], fmt, backbone)
-                row = rows[data["variant"]] = Row(
-                    data["variant"], data["method"], [], {}, dict(pub.values) if pub else {},
-                    dict(pub.flags) if pub else {},
-                )
-                if pub:
-                    note = f"{data['variant']}: published {pub.model} ({pub.backbone}), {pub.source}."
-                    table.notes.append(note)
-            elif row.method != data["method"]:
-                raise HqmError(f"{path}: variant '{data['variant']}' has method '{data['method']}', other seeds '{row.method}'")
-            if data["seed"] in row.seeds:
-                raise HqmError(f"{path}: seed {data['seed']} of '{data['variant']}' appears twice")
-            row.seeds.append(data["seed"])
-            for metric, value in values.items():
-                row.values.setdefault(metric, []).append(value)
-        order = list(variant_order or [])
-        order += [v for v in rows if v not in order]
-        table.rows = [rows[v] for v in order if v in rows]
         if fmt == "hico":
-            table.notes.insert(0, f"Default setting from the {' and '.join(sorted(protocols))} protocol; "
-                               "Known-Object from the official protocol (mean over all 600 HICO-DET categories).")
-        table.notes.insert(0, "mAP in percent; ours = mean ± sample std over n seeds; Δ = ours − published.")
-        for row in table.rows:
-            by_flag: dict[str, list[str]] = {}
-            for metric, flag in row.flags.items():
-                by_flag.setdefault(flag, []).append(METRIC_LABELS[metric])
-            for flag, labels in by_flag.items():
-                table.notes.append(f"† {row.variant}, published {', '.join(labels)}: {flag}.")
-        if fmt == "vcoco":
-            table.notes.append(VCOCO_DETR_NOTE)
-        tables.append(table)
-    return tables
+            values, protocol = extract_hico(data, path, hico_protocol)
+            protocols.add(protocol)
+        else:
+            values = extract_vcoco(data, path)
+        key = (data["variant"], data.get("checkpoint", "last"))
+        method, seeds = groups.setdefault(key, (data["method"], {}))
+        if method != data["method"]:
+            raise HqmError(f"{path}: variant '{key[0]}' has method '{data['method']}', other seeds '{method}'")
+        if data["seed"] in seeds:
+            raise HqmError(f"{path}: seed {data['seed']} of '{key[0]}' ({key[1]}) appears twice")
+        seeds[data["seed"]] = values
+        if isinstance(data.get("epoch"), int) and not isinstance(data["epoch"], bool):
+            epochs.setdefault(key, []).append(data["epoch"])
+    order = list(variant_order) + sorted({v for v, _ in groups} - set(variant_order))
+    rows = []
+    for variant in order:
+        for ckpt in CHECKPOINTS:
+            if (variant, ckpt) not in groups:
+                continue
+            method, by_seed = groups[(variant, ckpt)]
+            per_metric: dict[str, list[float]] = {}
+            for seed in sorted(by_seed):
+                for metric, value in by_seed[seed].items():
+                    per_metric.setdefault(metric, []).append(value)
+            values = {m: _mean_std(v) for m, v in per_metric.items()}
+            rows.append(TableRow("ours", method, backbone, values, variant, ckpt, sorted(by_seed),
+                                 sorted(epochs.get((variant, ckpt), []))))
+    return rows, protocols
 
 
-# ---------------------------------------------------------------------------------------------
-# Rendering
-# ---------------------------------------------------------------------------------------------
+def _delta_row(row: TableRow, pub: PublishedResult) -> TableRow:
+    values = {m: (row.values[m][0] - pub.values[m], None) for m in row.values if m in pub.values}
+    return TableRow("delta", row.method, row.backbone, values, row.variant, row.checkpoint, row.seeds,
+                    row.epochs, cite=pub.cite)
 
 
-def _cells(row: Row, metric: str, pm: str, dagger: str) -> list[str]:
-    mean, std, n = row.stats(metric)
-    ours = MISSING if mean is None else f"{mean:.2f}" + ("" if std is None else f" {pm} {std:.2f}")
-    pub = row.published.get(metric)
-    paper = NOT_PUBLISHED if pub is None else f"{pub:.2f}" + (dagger if metric in row.flags else "")
-    diff = "n/a" if pub is None or mean is None else f"{mean - pub:+.2f}"
-    return [ours, paper, diff]
+def _published_row(pub: PublishedResult) -> TableRow:
+    return TableRow("published", pub.method, pub.backbone, {m: (v, None) for m, v in pub.values.items()},
+                    cite=pub.cite, flags=dict(pub.flags))
 
 
-def render_markdown(table: Table) -> str:
-    headers = ["Variant", "n"]
+def _mark_best(table: Table) -> None:
+    """Bold the highest value of every column over the published and our rows (not the deltas)."""
     for metric in table.metrics:
-        label = METRIC_LABELS[metric]
-        headers += [f"{label} ours", f"{label} paper", "Δ"]
-    body = [
-        [row.variant, str(len(row.seeds))] + sum((_cells(row, m, "±", "†") for m in table.metrics), [])
-        for row in table.rows
-    ]
-    text = f"### {table.dataset}\n\n" + tabulate(body, headers, tablefmt="github", disable_numparse=True)
-    return text + "\n\n" + "\n".join(f"* {note}" for note in table.notes) + "\n"
+        scored = [(row.values[metric][0], row) for row in table.rows() if row.kind != "delta" and metric in row.values]
+        if scored:
+            best = max(value for value, _ in scored)
+            for value, row in scored:
+                if value == best:
+                    row.bold.add(metric)
 
 
-def _tex(text: str) -> str:
-    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-        text = text.replace(char, repl)
-    return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("†", r"$^\dagger$").replace("−", "-")
+def _blocks(ours: list[TableRow], published: list[PublishedResult],
+            backbone: str) -> list[tuple[str, list[TableRow]]]:
+    """Rows per backbone: published rows, then ours, each followed by its difference row."""
+    backbones = {backbone} | {pub.backbone for pub in published}
+    ordered = sorted(backbones, key=lambda b: (list(BACKBONE_LABELS).index(b) if b in BACKBONE_LABELS else 99, b))
+    blocks = []
+    for bb in ordered:
+        rows = [_published_row(pub) for pub in published if pub.backbone == bb]
+        if bb == backbone:
+            for row in ours:
+                rows.append(row)
+                pub = next((p for p in published if p.method == row.method and p.backbone == bb), None)
+                if pub is not None:
+                    rows.append(_delta_row(row, pub))
+        blocks.append((bb, rows))
+    return blocks
 
 
-def render_latex(table: Table) -> str:
-    lines = [
-        r"% requires \usepackage{booktabs}",
-        r"\begin{tabular}{l r " + " ".join(["r r r"] * len(table.metrics)) + "}",
-        r"\toprule",
-        " & & " + " & ".join(rf"\multicolumn{{3}}{{c}}{{{_tex(METRIC_LABELS[m])}}}" for m in table.metrics) + r" \\",
-        " ".join(rf"\cmidrule(lr){{{3 + 3 * i}-{5 + 3 * i}}}" for i in range(len(table.metrics))),
-        "Variant & $n$ & " + " & ".join([r"ours & paper & $\Delta$"] * len(table.metrics)) + r" \\",
-        r"\midrule",
-    ]
-    for row in table.rows:
-        cells = sum((_cells(row, m, r"$\pm$", r"$^\dagger$") for m in table.metrics), [])
-        lines.append(" & ".join([_tex(row.variant), str(len(row.seeds))] + cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += [rf"\par\footnotesize {_tex(note)}" for note in table.notes]
-    return "\n".join(lines) + "\n"
-
-
-def render_csv(table: Table) -> str:
-    """Numbers only (empty where absent), one row per variant."""
-    header = ["dataset", "variant", "method", "n", "seeds"]
-    for metric in table.metrics:
-        header += [f"{metric}_mean", f"{metric}_std", f"{metric}_published", f"{metric}_diff"]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for row in table.rows:
-        out = [table.dataset, row.variant, row.method, len(row.seeds), " ".join(map(str, row.seeds))]
-        for metric in table.metrics:
-            mean, std, _ = row.stats(metric)
-            pub = row.published.get(metric)
-            diff = None if mean is None or pub is None else mean - pub
-            out += ["" if v is None else f"{v:.4f}" for v in (mean, std, pub, diff)]
-        writer.writerow(out)
-    return buf.getvalue()
-
-
-RENDERERS = {"md": render_markdown, "tex": render_latex, "csv": render_csv}
-
-
-def write_tables(
-    metrics_paths: list[str | Path],
-    out_dir: str | Path,
+def build_table(
+    runs: list[tuple[str, dict]],
+    dataset: str,
     backbone: str = "resnet50",
     variant_order: list[str] | None = None,
+    synthetic: bool = False,
     hico_protocol: str = "official",
-) -> list[Path]:
-    """Render ``<out_dir>/<dataset>.{md,tex,csv}`` for every dataset in the metrics files."""
-    written = []
-    for table in build_tables(load_runs(metrics_paths), backbone, variant_order, hico_protocol):
-        for ext, render in RENDERERS.items():
-            path = Path(out_dir) / f"{table.dataset}.{ext}"
-            with atomic_write(path, "w", encoding="utf-8") as handle:
-                handle.write(render(table))
-            written.append(path)
-    return written
+) -> Table:
+    """The table of ``dataset`` from its runs' metrics (every run must belong to that dataset).
+
+    ``hico_protocol`` is the preferred protocol of the HICO-DET Default columns (official or qpic).
+    """
+    if not runs:
+        raise HqmError(f"tables {dataset}: no metrics files given")
+    for path, data in runs:
+        if data["dataset"] != dataset:
+            raise HqmError(f"{path}: dataset: {data['dataset']!r}, but the table is for {dataset!r}")
+    formats = {d["format"] for _, d in runs}
+    if len(formats) != 1:
+        raise HqmError(f"{runs[0][0]}: dataset '{dataset}' has runs of formats {sorted(formats)}")
+    fmt = formats.pop()
+    ours, protocols = _our_rows(runs, fmt, backbone, hico_protocol, list(variant_order or []))
+    published = [] if synthetic else published_rows(fmt)
+    table = Table(dataset, fmt, synthetic, _blocks(ours, published, backbone))
+    _mark_best(table)
+    table.notes = _notes(table, protocols, backbone)
+    return table
+
+
+def _notes(table: Table, protocols: set[str], backbone: str) -> list[str]:
+    unit = "mAP" if table.dataset_format == "hico" else "AP"
+    notes = [f"{unit} in percent. Ours: mean ± sample std over n seeds; 'last' = final epoch, 'best' = the "
+             "epoch the in-training metric selected on the test split (as the published code does). "
+             "Bold: best of each column."]
+    if table.dataset_format == "hico" and protocols:
+        notes.append(f"Default setting from the {' and '.join(sorted(protocols))} protocol; Known-Object "
+                     "from the official protocol.")
+    if table.synthetic:
+        notes.append(f"Synthetic data ({table.dataset}): no comparison with the published numbers applies "
+                     f"(those are {DATASET_TITLES[table.dataset_format]} results); no published rows or "
+                     "differences are shown.")
+        return notes
+    cited = {}
+    for row in table.rows():
+        if row.kind == "published":
+            pub = find_published(row.method, table.dataset_format, row.backbone)
+            cited.setdefault(row.cite, pub.source)
+    notes += [f"[{key}]: published numbers from the {source}." for key, source in cited.items()]
+    if any(row.kind == "delta" for row in table.rows()):
+        notes.append("Δ: ours minus the published row of the same method and backbone.")
+    if not any(pub.backbone == backbone for pub in published_rows(table.dataset_format)):
+        notes.append(f"Nothing was published for {backbone_label(backbone)}: no differences are computed.")
+    for row in table.rows():
+        by_flag: dict[str, list[str]] = {}
+        for metric, flag in row.flags.items():
+            by_flag.setdefault(flag, []).append(metric_title(table.dataset_format, metric))
+        notes += [f"† [{row.cite}] {', '.join(titles)}: {flag}." for flag, titles in by_flag.items()]
+    if table.dataset_format == "vcoco":
+        notes.append(VCOCO_DETR_NOTE)
+    return notes
+
+
+def metric_title(fmt: str, metric: str) -> str:
+    """``Known Object Rare`` / ``Role AP S1`` / ``Agent AP``."""
+    for group, metrics, titles in COLUMN_GROUPS[fmt]:
+        if metric in metrics:
+            return f"{group} {titles[metrics.index(metric)]}".strip()
+    raise KeyError(metric)
