@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +13,14 @@ import pytest
 from hqm.cli import main
 from hqm.config import SyntheticConfig
 from hqm.data import classes
-from hqm.data.synthetic import RARE_COMBINATIONS, hico_verbs_for, make_synthetic
+from hqm.data.synthetic import MARKER, RARE_COMBINATIONS, hico_verbs_for, make_synthetic
 from hqm.data.vcoco_convert import convert_vcoco
 from hqm.errors import HqmError
 
 TINY = SyntheticConfig(seed=3, num_train=24, num_test=8, image_size=96)  # as in conftest.py
+# Per-file SHA-256 of roots written by the single-module generator before it became a package;
+# the package must draw the same bytes for the same seed and settings (hard cases off).
+DIGESTS = json.loads((Path(__file__).with_name("synthetic_digests.json")).read_text())
 
 
 def _digest(root):
@@ -130,3 +134,38 @@ def test_slot_layout_stands_people_on_the_ground_random_layout_does_not(tmp_path
     assert (_person_bottoms(tmp_path / "random") >= size * 0.85).mean() < on_ground
     with pytest.raises(HqmError, match="synthetic.layout"):
         make_synthetic(SyntheticConfig(**{**base, "layout": "grid"}), "hico", tmp_path / "bad")
+
+
+def _file_digests(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(DIGESTS))
+def test_output_matches_the_recorded_digests(tmp_path, name):
+    case = DIGESTS[name]
+    make_synthetic(SyntheticConfig(**case["config"]), case["format"], tmp_path / name)
+    got = _file_digests(tmp_path / name)
+    assert sorted(got) == sorted(case["files"])
+    assert [f for f in got if got[f] != case["files"][f]] == []
+
+
+def test_only_a_root_this_tool_wrote_is_replaced(tmp_path):
+    cfg = SyntheticConfig(seed=1, num_train=2, num_test=1, image_size=96)
+    make_synthetic(cfg, "hico", tmp_path / "d")
+    assert json.loads((tmp_path / "d" / MARKER).read_text())["format"] == "hico"
+    (tmp_path / "d" / "stale.txt").write_text("x")
+    make_synthetic(cfg, "hico", tmp_path / "d")  # replaced: a root with the marker
+    assert not (tmp_path / "d" / "stale.txt").exists()
+    (tmp_path / "empty").mkdir()
+    make_synthetic(cfg, "hico", tmp_path / "empty")  # an empty folder is fine too
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(HqmError, match=f"mine: exists and was not written by hqm make-synthetic .*{MARKER}"):
+        make_synthetic(cfg, "hico", mine)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp folder left
+    assert (mine / "thesis.tex").read_text() == "precious"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(HqmError, match="file: exists"):
+        make_synthetic(cfg, "hico", tmp_path / "file")
