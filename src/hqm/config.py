@@ -177,6 +177,10 @@ class SyntheticConfig:
     max_objects: int = 3
     rare_max_train: int = 6  # training images of each rare (pose, object) combination
     layout: Literal["slots", "random"] = "slots"  # people side by side on the ground, or anywhere
+    hard_fraction: float = 0.0  # share of scenes drawn with a hard case (docs/synthetic.md)
+    hard_cases: list[Literal["occlusion", "truncation", "contact"]] = field(
+        default_factory=lambda: ["occlusion", "truncation", "contact"]
+    )
 
 
 @dataclass

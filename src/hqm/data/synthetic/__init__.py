@@ -15,9 +15,11 @@ stand      arms down, no object (V-COCO only labelled)  --            stand (age
 run        legs and arms wide (V-COCO only labelled)    --            run (agent only)
 =========  ===========================================  ============  =======================
 
-HICO verbs are kept only where the (verb, object) pair is one of the 600 real categories, so the
-real 117 x 80 validity matrix stays valid. Objects that nobody touches are distractors. A few
-(pose, object) combinations are capped at ``rare_max_train`` training images: the rare split.
+HICO verbs are kept only where the (verb, object) pair is one of the 600 real categories; the
+root's ``corre_hico.npy`` allows exactly the categories drawn. Objects that nobody touches are
+distractors. A few (pose, object) combinations are capped at ``rare_max_train`` training
+interactions: the rare split. With ``hard_fraction`` > 0 some scenes get a hard case (occlusion,
+truncation, a near-miss contact: :mod:`hqm.data.synthetic.hard`); docs/synthetic.md lists them.
 
 Output layouts are those of ``docs/architecture.md``; for V-COCO the official layout is written
 first and then converted by :mod:`hqm.data.vcoco_convert`. Everything is drawn from one seed with
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from hqm.config import SyntheticConfig
 from hqm.data.synthetic.catalogue import RARE_COMBINATIONS, hico_verbs_for
+from hqm.data.synthetic.hard import HARD_CASES
 from hqm.data.synthetic.hico import write_hico
 from hqm.data.synthetic.vcoco import write_vcoco_official
 from hqm.errors import HqmError
@@ -40,7 +43,7 @@ from hqm.io import make_temp_dir, write_json
 
 MARKER = ".hqm-synthetic.json"  # written into every root this tool makes; only such roots are replaced
 
-__all__ = ["MARKER", "RARE_COMBINATIONS", "check_config", "hico_verbs_for", "make_synthetic"]
+__all__ = ["HARD_CASES", "MARKER", "RARE_COMBINATIONS", "check_config", "hico_verbs_for", "make_synthetic"]
 
 
 def check_config(cfg: SyntheticConfig) -> None:
@@ -52,6 +55,11 @@ def check_config(cfg: SyntheticConfig) -> None:
         raise HqmError(f"synthetic.layout: must be 'slots' or 'random', got {cfg.layout!r}")
     if cfg.image_size < 96:
         raise HqmError(f"synthetic.image_size: must be at least 96 pixels, got {cfg.image_size}")
+    if not 0.0 <= cfg.hard_fraction <= 1.0:
+        raise HqmError(f"synthetic.hard_fraction: must be within [0, 1], got {cfg.hard_fraction}")
+    unknown = sorted(set(cfg.hard_cases) - set(HARD_CASES))
+    if unknown:
+        raise HqmError(f"synthetic.hard_cases: unknown case(s) {', '.join(unknown)} (known: {', '.join(HARD_CASES)})")
 
 
 def _check_replaceable(out_root: Path) -> None:
@@ -65,8 +73,11 @@ def _check_replaceable(out_root: Path) -> None:
                    "remove it yourself or choose another --out")
 
 
-def make_synthetic(cfg: SyntheticConfig, fmt: str, out_root: str | os.PathLike) -> dict:
+def make_synthetic(cfg: SyntheticConfig, fmt: str, out_root: str | os.PathLike, hard_test: bool = False) -> dict:
     """Generate the dataset into ``out_root`` (replaced atomically); returns per-split counts.
+
+    ``hard_test``: the same training split, but a test split of other scenes that are all hard
+    (``cfg.hard_cases``), so a model trained on the plain root can be evaluated on hard cases.
 
     ``out_root`` may be absent, empty, or a root an earlier run of this function wrote; anything
     else is refused before a single file is written.
@@ -74,20 +85,23 @@ def make_synthetic(cfg: SyntheticConfig, fmt: str, out_root: str | os.PathLike) 
     if fmt not in ("hico", "vcoco"):
         raise HqmError(f"make-synthetic: unknown format '{fmt}' (hico or vcoco)")
     check_config(cfg)
+    if hard_test and not cfg.hard_cases:
+        raise HqmError("make-synthetic --hard-test: synthetic.hard_cases is empty, nothing hard to draw")
     out_root = Path(out_root)
     _check_replaceable(out_root)
     out_root.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(out_root)
     try:
         if fmt == "hico":
-            summary = write_hico(tmp, cfg)
+            summary = write_hico(tmp, cfg, hard_test)
         else:
             from hqm.data.vcoco_convert import convert_vcoco
 
-            summary = write_vcoco_official(tmp, cfg)
+            summary = write_vcoco_official(tmp, cfg, hard_test)
             official = tmp / "official"
             convert_vcoco(official / "data", official / "prior.pickle", tmp / "annotations")
-        write_json(tmp / MARKER, {"tool": "hqm make-synthetic", "format": fmt, "config": asdict(cfg)})
+        marker = {"tool": "hqm make-synthetic", "format": fmt, "hard_test": hard_test, "config": asdict(cfg)}
+        write_json(tmp / MARKER, marker)
         _check_replaceable(out_root)  # again: someone may have filled the folder meanwhile
         if out_root.exists():
             shutil.rmtree(out_root)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from hqm.data import classes
 
 OBJECTS = ("sports_ball", "umbrella", "kite", "bicycle", "horse")
@@ -29,3 +31,17 @@ def hico_verbs_for(pose: str, obj: str) -> list[int]:
     obj_index = classes.coco_object_names().index(obj)
     verbs = [classes.hico_verb_names().index(v) for v in POSE_HICO_VERBS[pose]]
     return [v for v in verbs if (obj_index, v) in lookup]
+
+
+def hico_correct_mat() -> np.ndarray:
+    """``corre_hico.npy`` of a synthetic root: float64 [117, 80], 1 only for the categories drawn.
+
+    With ``evaluation.category_scope: dataset`` the evaluator averages over these categories only
+    (docs/contracts: evaluation scope on synthetic data); they are all real HICO-DET categories.
+    """
+    corre = np.zeros((classes.NUM_HICO_VERBS, classes.NUM_OBJECT_CLASSES), dtype=np.float64)
+    for pose, objects in POSE_OBJECTS.items():
+        for obj in objects:
+            for verb in hico_verbs_for(pose, obj):
+                corre[verb, classes.coco_object_names().index(obj)] = 1.0
+    return corre

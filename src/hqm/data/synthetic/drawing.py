@@ -124,10 +124,15 @@ class Figure:
     foot: tuple[float, float] = (0.0, 0.0)
 
 
+def limb_width(height: float) -> float:
+    """Line width of a stick figure's limbs for a figure ``height`` pixels tall."""
+    return max(2.0, height / 20)
+
+
 def draw_person(pose: str, height: float, facing: int, colour: tuple) -> Figure:
     """Stick figure standing on (0, 0); ``facing`` (+1 right, -1 left) is the object's side."""
     s = Shape()
-    lw = max(2.0, height / 20)
+    lw = limb_width(height)
     r = 0.09 * height
     head_y = -height + r
     neck_y, hip_y = -height + 2 * r, -0.45 * height

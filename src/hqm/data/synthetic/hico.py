@@ -8,7 +8,7 @@ import numpy as np
 
 from hqm.config import SyntheticConfig
 from hqm.data import classes
-from hqm.data.synthetic.catalogue import hico_verbs_for
+from hqm.data.synthetic.catalogue import hico_correct_mat, hico_verbs_for
 from hqm.data.synthetic.scenes import generate_scenes, summary
 from hqm.io import atomic_write, write_json
 
@@ -68,8 +68,9 @@ def write_images(root: Path, folder: str, scenes) -> None:
         (target / scene.file_name).write_bytes(data)
 
 
-def write_hico(root: Path, cfg: SyntheticConfig) -> dict:
-    splits = {"train": generate_scenes(cfg, "train"), "test": generate_scenes(cfg, "test")}
+def write_hico(root: Path, cfg: SyntheticConfig, hard_test: bool = False) -> dict:
+    """Images and PPDM annotation files under ``root``; ``hard_test``: the all-hard test split."""
+    splits = {"train": generate_scenes(cfg, "train"), "test": generate_scenes(cfg, "test", hard_test)}
     for split, scenes in splits.items():
         stem = "train2015" if split == "train" else "test2015"
         for i, (scene, _) in enumerate(scenes):
@@ -81,7 +82,7 @@ def write_hico(root: Path, cfg: SyntheticConfig) -> dict:
     test_entries = _hico_entries(splits["test"], "test")
     write_json(ann / "test_hico.json", test_entries, indent=None)
     with atomic_write(ann / "corre_hico.npy", "wb") as handle:
-        np.save(handle, classes.hico_validity_matrix())
+        np.save(handle, hico_correct_mat())
     known = {}
     for entry in test_entries:
         present = sorted({classes.coco_id_to_index(a["category_id"]) for a in entry["annotations"]} - {0})

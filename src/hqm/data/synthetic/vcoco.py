@@ -15,9 +15,9 @@ from hqm.data.synthetic.scenes import generate_scenes, summary
 from hqm.io import atomic_write, write_json
 
 
-def write_vcoco_official(root: Path, cfg: SyntheticConfig) -> dict:
+def write_vcoco_official(root: Path, cfg: SyntheticConfig, hard_test: bool = False) -> dict:
     """Write images and the official v-coco layout under ``root/official``."""
-    splits = {"trainval": generate_scenes(cfg, "train"), "test": generate_scenes(cfg, "test")}
+    splits = {"trainval": generate_scenes(cfg, "train"), "test": generate_scenes(cfg, "test", hard_test)}
     names = classes.coco_object_names()
     images, annotations = [], []
     next_ann = 1
