@@ -35,7 +35,7 @@ from pathlib import Path
 
 from hqm.config import SyntheticConfig
 from hqm.data.synthetic.catalogue import RARE_COMBINATIONS, hico_verbs_for
-from hqm.data.synthetic.hard import HARD_CASES
+from hqm.data.synthetic.hard import HARD_CASES, case_weights
 from hqm.data.synthetic.hico import write_hico
 from hqm.data.synthetic.vcoco import write_vcoco_official
 from hqm.errors import HqmError
@@ -55,11 +55,14 @@ def check_config(cfg: SyntheticConfig) -> None:
         raise HqmError(f"synthetic.layout: must be 'slots' or 'random', got {cfg.layout!r}")
     if cfg.image_size < 96:
         raise HqmError(f"synthetic.image_size: must be at least 96 pixels, got {cfg.image_size}")
-    if not 0.0 <= cfg.hard_fraction <= 1.0:
+    if not 0.0 <= cfg.hard_fraction <= 1.0:  # also refuses NaN
         raise HqmError(f"synthetic.hard_fraction: must be within [0, 1], got {cfg.hard_fraction}")
-    unknown = sorted(set(cfg.hard_cases) - set(HARD_CASES))
-    if unknown:
-        raise HqmError(f"synthetic.hard_cases: unknown case(s) {', '.join(unknown)} (known: {', '.join(HARD_CASES)})")
+    weights = case_weights(cfg)
+    for case, weight in weights.items():
+        if not weight >= 0.0 or weight == float("inf"):
+            raise HqmError(f"synthetic.hard_{case}: must be a finite weight >= 0, got {weight}")
+    if cfg.hard_fraction > 0 and not sum(weights.values()) > 0:
+        raise HqmError("synthetic.hard_fraction > 0 but every synthetic.hard_<case> weight is 0")
 
 
 def _check_replaceable(out_root: Path) -> None:
@@ -85,8 +88,8 @@ def make_synthetic(cfg: SyntheticConfig, fmt: str, out_root: str | os.PathLike, 
     if fmt not in ("hico", "vcoco"):
         raise HqmError(f"make-synthetic: unknown format '{fmt}' (hico or vcoco)")
     check_config(cfg)
-    if hard_test and not cfg.hard_cases:
-        raise HqmError("make-synthetic --hard-test: synthetic.hard_cases is empty, nothing hard to draw")
+    if hard_test and not sum(case_weights(cfg).values()) > 0:
+        raise HqmError("make-synthetic --hard-test: every synthetic.hard_<case> weight is 0, nothing hard to draw")
     out_root = Path(out_root)
     _check_replaceable(out_root)
     out_root.parent.mkdir(parents=True, exist_ok=True)

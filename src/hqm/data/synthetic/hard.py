@@ -47,11 +47,25 @@ class HardPlan:
         return float(self.rng.uniform(3.0, 6.0)) * u
 
 
-def choose_plan(cases: list[str], fraction: float, rng: np.random.Generator, force: bool) -> HardPlan | None:
-    """A plan for the next scene: with probability ``fraction`` (always with ``force``), else None."""
-    if not cases or (not force and (fraction <= 0 or rng.random() >= fraction)):
+def case_weights(cfg) -> dict[str, float]:
+    """Relative weight of each hard case: ``synthetic.hard_<case>`` of the config."""
+    return {case: float(getattr(cfg, f"hard_{case}")) for case in HARD_CASES}
+
+
+def choose_plan(weights: dict[str, float], fraction: float, rng: np.random.Generator, force: bool) -> HardPlan | None:
+    """A plan for the next scene: with probability ``fraction`` (always with ``force``), else None.
+
+    The case is drawn in proportion to ``weights`` (case -> weight >= 0, not all zero).
+    """
+    if not force and (fraction <= 0 or rng.random() >= fraction):
         return None
-    return HardPlan(str(cases[int(rng.integers(len(cases)))]), rng)
+    total = sum(weights.values())
+    pick = rng.random() * total
+    for case, weight in weights.items():
+        if pick < weight:
+            return HardPlan(case, rng)
+        pick -= weight
+    return HardPlan(max(weights, key=weights.get), rng)  # rounding at the top end
 
 
 def _extent(group) -> tuple[float, float, float, float]:

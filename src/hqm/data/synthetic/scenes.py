@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from hqm.config import SyntheticConfig
 from hqm.data.synthetic.catalogue import IDLE_POSES, OBJECTS, POSE_OBJECTS, RARE_COMBINATIONS
 from hqm.data.synthetic.drawing import PERSON_COLOURS, Shape, draw_object, draw_person, limb_width
-from hqm.data.synthetic.hard import HardPlan, choose_plan, occluder, truncate
+from hqm.data.synthetic.hard import HardPlan, case_weights, choose_plan, occluder, truncate
 
 
 @dataclass
@@ -215,8 +215,8 @@ def _render(scene: Scene, rng: np.random.Generator) -> bytes:
 def generate_scenes(cfg: SyntheticConfig, split: str, hard_test: bool = False) -> list[tuple[Scene, bytes]]:
     """All scenes of a split with their JPEG bytes (deterministic in ``cfg.seed``).
 
-    A scene is hard with probability ``cfg.hard_fraction``; ``hard_test`` draws a test split of
-    other scenes (its own seed stream) in which every scene is hard.
+    A scene is hard with probability ``cfg.hard_fraction`` (the case weighted by ``cfg.hard_<case>``);
+    ``hard_test`` draws a test split of other scenes (its own seed stream) in which every scene is hard.
     """
     split_key = {"train": 0, "test": 1}[split] if not hard_test else 2
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, split_key])))
@@ -225,7 +225,7 @@ def generate_scenes(cfg: SyntheticConfig, split: str, hard_test: bool = False) -
     rare_counts: dict = {}
     out = []
     for _ in range(count):
-        plan = choose_plan(cfg.hard_cases, cfg.hard_fraction, hard_rng, force=hard_test)
+        plan = choose_plan(case_weights(cfg), cfg.hard_fraction, hard_rng, force=hard_test)
         scene = _sample_scene(rng, cfg, split, rare_counts, plan)
         out.append((scene, _render(scene, rng)))
     return out
