@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from hqm.cli import main
 from hqm.config import AugmentConfig, DatasetConfig
 from hqm.data import classes
 from hqm.data.annotations import read_hico_annotations, read_vcoco_annotations
@@ -225,3 +226,14 @@ def test_truncated_and_oversized_images_are_one_line_errors(hico_root, tmp_path,
         ds[0]
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 96)
     assert ds[0][0].shape == (3, 96, 96)
+
+
+def test_check_dataset_counts_what_training_reads(hico_root, vcoco_root, capsys):
+    for fmt, root in (("hico", hico_root), ("vcoco", vcoco_root)):
+        assert main(["check-dataset", "--format", fmt, "--root", str(root)]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        meta = dataset_meta(DatasetConfig(format=fmt, root=str(root)))
+        for split in ("train", "test"):
+            records = HOIDataset(meta, split, Compose([])).records
+            assert printed[split] == {"images": len(records), "hois": sum(len(r.hois) for r in records)}
+            assert printed[split]["images"] > 0
