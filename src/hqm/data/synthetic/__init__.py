@@ -34,6 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hqm.config import SyntheticConfig
+from hqm.data.layout import dataset_layout
 from hqm.data.synthetic.catalogue import RARE_COMBINATIONS, hico_verbs_for
 from hqm.data.synthetic.hard import HARD_CASES, case_weights
 from hqm.data.synthetic.hico import write_hico
@@ -101,8 +102,8 @@ def make_synthetic(cfg: SyntheticConfig, fmt: str, out_root: str | os.PathLike, 
             from hqm.data.vcoco_convert import convert_vcoco
 
             summary = write_vcoco_official(tmp, cfg, hard_test)
-            official = tmp / "official"
-            convert_vcoco(official / "data", official / "prior.pickle", tmp / "annotations")
+            layout = dataset_layout("vcoco", tmp)
+            convert_vcoco(layout.official / "data", layout.official / "prior.pickle", layout.correct_mat.parent)
         marker = {"tool": "hqm make-synthetic", "format": fmt, "hard_test": hard_test, "config": asdict(cfg)}
         write_json(tmp / MARKER, marker)
         _check_replaceable(out_root)  # again: someone may have filled the folder meanwhile

@@ -8,6 +8,7 @@ import numpy as np
 
 from hqm.config import SyntheticConfig
 from hqm.data import classes
+from hqm.data.layout import dataset_layout
 from hqm.data.synthetic.catalogue import hico_correct_mat, hico_verbs_for
 from hqm.data.synthetic.scenes import generate_scenes, summary
 from hqm.io import atomic_write, write_json
@@ -61,8 +62,7 @@ def _hico_entries(scenes, split: str) -> list[dict]:
     return entries
 
 
-def write_images(root: Path, folder: str, scenes) -> None:
-    target = root / "images" / folder
+def write_images(target: Path, scenes) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for scene, data in scenes:
         (target / scene.file_name).write_bytes(data)
@@ -70,22 +70,22 @@ def write_images(root: Path, folder: str, scenes) -> None:
 
 def write_hico(root: Path, cfg: SyntheticConfig, hard_test: bool = False) -> dict:
     """Images and PPDM annotation files under ``root``; ``hard_test``: the all-hard test split."""
+    layout = dataset_layout("hico", root)
     splits = {"train": generate_scenes(cfg, "train"), "test": generate_scenes(cfg, "test", hard_test)}
     for split, scenes in splits.items():
-        stem = "train2015" if split == "train" else "test2015"
+        stem = layout.images(split).name  # train2015 / test2015, as in the real file names
         for i, (scene, _) in enumerate(scenes):
             scene.image_id = i + 1
             scene.file_name = f"HICO_{stem}_{i + 1:08d}.jpg"
-        write_images(root, stem, scenes)
-    ann = root / "annotations"
-    write_json(ann / "trainval_hico.json", _hico_entries(splits["train"], "train"), indent=None)
+        write_images(layout.images(split), scenes)
+    write_json(layout.annotations("train"), _hico_entries(splits["train"], "train"), indent=None)
     test_entries = _hico_entries(splits["test"], "test")
-    write_json(ann / "test_hico.json", test_entries, indent=None)
-    with atomic_write(ann / "corre_hico.npy", "wb") as handle:
+    write_json(layout.annotations("test"), test_entries, indent=None)
+    with atomic_write(layout.correct_mat, "wb") as handle:
         np.save(handle, hico_correct_mat())
     known = {}
     for entry in test_entries:
         present = sorted({classes.coco_id_to_index(a["category_id"]) for a in entry["annotations"]} - {0})
         known[entry["file_name"]] = present
-    write_json(ann / "known_objects_test.json", {"format": "hico_known_objects", "images": known}, indent=None)
+    write_json(layout.known_objects, {"format": "hico_known_objects", "images": known}, indent=None)
     return summary(splits)

@@ -9,6 +9,7 @@ import numpy as np
 
 from hqm.config import SyntheticConfig
 from hqm.data import classes
+from hqm.data.layout import dataset_layout
 from hqm.data.synthetic.catalogue import POSE_OBJECTS, POSE_VCOCO_ROLES
 from hqm.data.synthetic.hico import write_images
 from hqm.data.synthetic.scenes import generate_scenes, summary
@@ -17,13 +18,15 @@ from hqm.io import atomic_write, write_json
 
 def write_vcoco_official(root: Path, cfg: SyntheticConfig, hard_test: bool = False) -> dict:
     """Write images and the official v-coco layout under ``root/official``."""
+    layout = dataset_layout("vcoco", root)
     splits = {"trainval": generate_scenes(cfg, "train"), "test": generate_scenes(cfg, "test", hard_test)}
     names = classes.coco_object_names()
     images, annotations = [], []
     next_ann = 1
     per_split_persons: dict[str, list[tuple]] = {}
     for split, scenes in splits.items():
-        folder = "train2014" if split == "trainval" else "val2014"
+        target = layout.images("train" if split == "trainval" else "test")
+        folder = target.name  # train2014 / val2014, as in the real COCO file names
         offset = 1 if split == "trainval" else 500_001
         persons = []
         for i, (scene, _) in enumerate(scenes):
@@ -44,10 +47,10 @@ def write_vcoco_official(root: Path, cfg: SyntheticConfig, hard_test: bool = Fal
                 if e.kind == "person":
                     persons.append((scene, k, ann_ids))
         per_split_persons[split] = persons
-        write_images(root, folder, scenes)
+        write_images(target, scenes)
     categories = [{"id": cid, "name": names[i].replace("_", " "), "supercategory": "none"}
                   for i, cid in enumerate(classes.VALID_COCO_IDS)]  # fmt: skip
-    data = root / "official" / "data"
+    data = layout.official / "data"
     write_json(data / "instances_vcoco_all_2014.json",
                {"info": {"description": "hqm synthetic"}, "licenses": [], "images": images,
                 "annotations": annotations, "categories": categories}, indent=None)  # fmt: skip
@@ -56,7 +59,7 @@ def write_vcoco_official(root: Path, cfg: SyntheticConfig, hard_test: bool = Fal
         ids = sorted({scene.image_id for scene, _ in splits[split]})
         with atomic_write(data / "splits" / f"vcoco_{split}.ids", "w", encoding="utf-8") as handle:
             handle.write("".join(f"{i}\n" for i in ids))
-    with atomic_write(root / "official" / "prior.pickle", "wb") as handle:
+    with atomic_write(layout.official / "prior.pickle", "wb") as handle:
         pickle.dump(_vcoco_prior(), handle, protocol=2)
     return summary({"train": splits["trainval"], "test": splits["test"]})
 
