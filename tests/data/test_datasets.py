@@ -237,3 +237,13 @@ def test_check_dataset_counts_what_training_reads(hico_root, vcoco_root, capsys)
             records = HOIDataset(meta, split, Compose([])).records
             assert printed[split] == {"images": len(records), "hois": sum(len(r.hois) for r in records)}
             assert printed[split]["images"] > 0
+
+
+def test_a_missing_image_stops_the_dataset_at_build_time(hico_root, tmp_path, capsys):
+    root = _copy_root(hico_root, tmp_path / "r")
+    entries = json.loads((root / "annotations" / "trainval_hico.json").read_text())
+    (root / "images" / "train2015" / entries[5]["file_name"]).unlink()
+    with pytest.raises(HqmError, match=rf"{entries[5]['file_name']}: image file not found \(listed in trainval_hico.json\)"):
+        build_dataset(DatasetConfig(format="hico", root=str(root)), "train", SMALL)
+    assert main(["check-dataset", "--format", "hico", "--root", str(root), "--no-images"]) == 2
+    assert "image file not found" in capsys.readouterr().err

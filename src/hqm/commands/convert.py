@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
     )
     check.add_argument("--format", choices=("hico", "vcoco"), required=True)
     check.add_argument("--root", required=True, help="dataset root (annotations/, images/)")
-    check.add_argument("--no-images", action="store_true", help="check the annotation files only")
+    check.add_argument("--no-images", action="store_true", help="check the annotation files and that the images exist, without decoding them")
     check.set_defaults(func=run_check)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hqm.data.annotations import read_correct_mat, read_known_objects, read_split
-from hqm.data.images import load_rgb
+from hqm.data.images import check_listed_images_exist, load_rgb
 from hqm.data.layout import SPLITS, dataset_layout
 from hqm.errors import HqmError
 
@@ -28,8 +28,9 @@ def check_dataset(fmt: str, root: str | Path, images: bool = True) -> dict:
     summary = {}
     for split in SPLITS:
         records = read_split(layout, split, corre)
+        folder = layout.images(split)
+        check_listed_images_exist(folder, [r.file_name for r in records], layout.annotations(split))
         if images:
-            folder = layout.images(split)
             for rec in records:
                 load_rgb(folder / rec.file_name, layout.annotations(split)).close()
         summary[split] = {"images": len(records), "hois": int(sum(len(r.hois) for r in records))}

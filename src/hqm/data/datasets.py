@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from hqm.config import AugmentConfig, DatasetConfig
 from hqm.data import classes
 from hqm.data.annotations import HoiImageAnnotation, read_correct_mat, read_split
-from hqm.data.images import load_rgb
+from hqm.data.images import check_listed_images_exist, load_rgb
 from hqm.data.layout import SPLITS, dataset_layout
 from hqm.data.transforms import build_test_transform, build_train_transform, to_normalized_tensor
 from hqm.errors import HqmError
@@ -76,6 +76,7 @@ class HOIDataset(Dataset):
         self.meta, self.split, self.transform, self.max_boxes = meta, split, transform, max_boxes
         self.records = read_records(meta, split)
         self.image_dir = meta.images(split)
+        check_listed_images_exist(self.image_dir, [r.file_name for r in self.records], meta.annotations(split))
 
     def __len__(self) -> int:
         return len(self.records)

@@ -36,3 +36,15 @@ def load_rgb(path: Path, listed_in: Path) -> Image.Image:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else "no detail"
+
+
+def check_listed_images_exist(folder: Path, file_names: list[str], listed_in: Path) -> None:
+    """One-line HqmError for the first listed image that is not a file in ``folder`` (stat only).
+
+    Run when a dataset is built, so a missing image stops training before the first epoch rather
+    than in the middle of one.
+    """
+    for name in file_names:
+        path = folder / name
+        if not path.is_file():
+            raise HqmError(f"{path}: image file not found (listed in {listed_in.name})")
