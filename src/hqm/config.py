@@ -177,6 +177,10 @@ class SyntheticConfig:
     max_objects: int = 3
     rare_max_train: int = 6  # training images of each rare (pose, object) combination
     layout: Literal["slots", "random"] = "slots"  # people side by side on the ground, or anywhere
+    hard_fraction: float = 0.0  # share of scenes drawn with a hard case (docs/synthetic.md)
+    hard_occlusion: float = 1.0  # relative weight of each hard case among the hard scenes (0 = off)
+    hard_truncation: float = 1.0
+    hard_contact: float = 1.0
 
 
 @dataclass

@@ -10,9 +10,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
+from hqm.cli import main
 from hqm.config import AugmentConfig, DatasetConfig
 from hqm.data import classes
+from hqm.data.annotations import read_hico_annotations, read_vcoco_annotations
 from hqm.data.datasets import HOIDataset, build_dataset, collate, dataset_meta
 from hqm.data.transforms import Compose, RandomHorizontalFlip, crop
 from hqm.errors import HqmError
@@ -64,10 +67,10 @@ def test_train_items_have_boxes_in_range_across_augmentations(hico_root):
 def test_crop_that_removes_the_object_drops_its_hoi(hico_root):
     meta = dataset_meta(DatasetConfig(format="hico", root=str(hico_root)))
     ds = HOIDataset(meta, "train", Compose([]))
-    index = next(i for i, r in enumerate(ds.records) if r.hois)
+    index = next(i for i, r in enumerate(ds.records) if len(r.hois))
     rec = ds.records[index]
     _, target_full = ds[index]
-    s, o, _ = rec.hois[0]
+    s, o, _ = rec.hois[0].tolist()
     x1, y1, x2, y2 = rec.boxes[o]
     # keep only a strip left or right of the object: the object box vanishes
     w = 96
@@ -117,13 +120,13 @@ def test_bad_annotations_name_file_and_entry(hico_root, tmp_path):
     bad = json.loads(json.dumps(entries))
     bad[2]["hoi_annotation"][0]["object_id"] = 99
     test_file.write_text(json.dumps(bad))
-    with pytest.raises(HqmError, match=r"test_hico.json: image 2 .*box index"):
+    with pytest.raises(HqmError, match=rf"test_hico.json: image '{bad[2]['file_name']}' hoi_annotation\[0\].object_id: 99 .*box index"):
         build_dataset(cfg, "test", SMALL)
 
     bad = json.loads(json.dumps(entries))
     bad[1]["annotations"][0]["category_id"] = 12  # 12 is not a valid COCO id
     test_file.write_text(json.dumps(bad))
-    with pytest.raises(HqmError, match=r"image 1 .*category_id 12"):
+    with pytest.raises(HqmError, match=rf"image '{bad[1]['file_name']}' annotations\[0\].category_id: 12 is not a valid"):
         build_dataset(cfg, "test", SMALL)
 
     bad = json.loads(json.dumps(entries))
@@ -132,7 +135,7 @@ def test_bad_annotations_name_file_and_entry(hico_root, tmp_path):
     bad[0]["annotations"][hoi["object_id"]]["category_id"] = 19  # horse: "kick horse" is not a category
     assert classes.hico_validity_matrix()[44, 17] == 0
     test_file.write_text(json.dumps(bad))
-    with pytest.raises(HqmError, match="image 0 .*verb-object table"):
+    with pytest.raises(HqmError, match=rf"image '{bad[0]['file_name']}' hoi_annotation\[0\]: .*verb-object table"):
         build_dataset(cfg, "test", SMALL)
 
     test_file.write_text(json.dumps(entries))
@@ -159,7 +162,7 @@ def test_targets_stay_paired_with_their_boxes_under_flip(hico_root, index, flip)
     ds = HOIDataset(meta, "train", Compose([RandomHorizontalFlip(1.0 if flip else 0.0)]))
     rec = ds.records[index]
     _, target = ds[index]
-    pairs = list(dict.fromkeys((s, o) for s, o, _ in rec.hois))
+    pairs = list(dict.fromkeys((s, o) for s, o, _ in rec.hois.tolist()))
     assert len(target["obj_labels"]) == len(pairs)
     for k, (s, o) in enumerate(pairs):
         assert target["obj_labels"][k] == rec.labels[o]
@@ -176,3 +179,71 @@ def test_unreadable_image_is_an_error_naming_it(hico_root, tmp_path):
     (root / "images" / "test2015" / ds.records[0].file_name).write_bytes(b"not a jpeg")
     with pytest.raises(HqmError, match=r"HICO_test2015_00000001.jpg: unreadable image"):
         ds[0]
+
+
+@pytest.mark.parametrize("bbox, what", [([1.0, 2.0, float("nan"), 9.0], "not finite"),
+                                        ([30, 2, 10, 9], "x2<x1"), ([1, 2, 3], "4 numbers")])  # fmt: skip
+def test_training_reader_fails_at_load_on_a_box_evaluation_would_refuse(hico_root, tmp_path, bbox, what):
+    root = _copy_root(hico_root, tmp_path / "r")
+    train_file = root / "annotations" / "trainval_hico.json"
+    entries = json.loads(train_file.read_text())
+    entries[3]["annotations"][1]["bbox"] = bbox
+    train_file.write_text(json.dumps(entries))  # json writes NaN, as numpy-made files do
+    name = entries[3]["file_name"]
+    with pytest.raises(HqmError, match=rf"trainval_hico.json: image '{name}' annotations\[1\].bbox: .*") as err:
+        build_dataset(DatasetConfig(format="hico", root=str(root)), "train", SMALL)
+    assert what in str(err.value) or (what == "x2<x1" and "invalid box" in str(err.value))
+    with pytest.raises(HqmError, match=rf"image '{name}' annotations\[1\].bbox"):
+        read_hico_annotations(train_file)  # the evaluation reader: the same rule, the same message
+
+
+def test_training_and_evaluation_read_the_same_annotations(hico_root, vcoco_root):
+    for fmt, root, reader in (("hico", hico_root, read_hico_annotations), ("vcoco", vcoco_root, read_vcoco_annotations)):
+        meta = dataset_meta(DatasetConfig(format=fmt, root=str(root)))
+        for split in ("train", "test"):
+            records = HOIDataset(meta, split, Compose([])).records
+            expected = reader(meta.annotations(split))
+            assert [r.file_name for r in records] == [e.file_name for e in expected]
+            for r, e in zip(records, expected, strict=True):
+                assert np.array_equal(r.boxes, e.boxes) and np.array_equal(r.hois, e.hois)
+
+
+def test_truncated_and_oversized_images_are_one_line_errors(hico_root, tmp_path, monkeypatch):
+    root = _copy_root(hico_root, tmp_path / "r")
+    ds = build_dataset(DatasetConfig(format="hico", root=str(root)), "test", SMALL)
+    path = root / "images" / "test2015" / ds.records[0].file_name
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(HqmError, match=rf"{path.name}: unreadable image \(listed in test_hico.json\): OSError") as err:
+        ds[0]
+    assert "\n" not in str(err.value)
+    path.write_bytes(data)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 96 // 4)  # 96x96 is now > 2x the limit: an error
+    with pytest.raises(HqmError, match=rf"{path.name}: image refused as a decompression bomb"):
+        ds[0]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 96 // 2 + 1)  # between 1x and 2x: PIL only warns
+    with pytest.raises(HqmError, match="decompression bomb"):
+        ds[0]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 96)
+    assert ds[0][0].shape == (3, 96, 96)
+
+
+def test_check_dataset_counts_what_training_reads(hico_root, vcoco_root, capsys):
+    for fmt, root in (("hico", hico_root), ("vcoco", vcoco_root)):
+        assert main(["check-dataset", "--format", fmt, "--root", str(root)]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        meta = dataset_meta(DatasetConfig(format=fmt, root=str(root)))
+        for split in ("train", "test"):
+            records = HOIDataset(meta, split, Compose([])).records
+            assert printed[split] == {"images": len(records), "hois": sum(len(r.hois) for r in records)}
+            assert printed[split]["images"] > 0
+
+
+def test_a_missing_image_stops_the_dataset_at_build_time(hico_root, tmp_path, capsys):
+    root = _copy_root(hico_root, tmp_path / "r")
+    entries = json.loads((root / "annotations" / "trainval_hico.json").read_text())
+    (root / "images" / "train2015" / entries[5]["file_name"]).unlink()
+    with pytest.raises(HqmError, match=rf"{entries[5]['file_name']}: image file not found \(listed in trainval_hico.json\)"):
+        build_dataset(DatasetConfig(format="hico", root=str(root)), "train", SMALL)
+    assert main(["check-dataset", "--format", "hico", "--root", str(root), "--no-images"]) == 2
+    assert "image file not found" in capsys.readouterr().err

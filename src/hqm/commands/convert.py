@@ -1,4 +1,7 @@
-"""``hqm convert-hico`` / ``hqm convert-vcoco``: official annotations -> PPDM / QPIC files."""
+"""``hqm convert-hico`` / ``hqm convert-vcoco``: official annotations -> PPDM / QPIC files.
+
+``hqm check-dataset`` reads a converted (or generated) root with the rules training uses.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +38,16 @@ def add_parser(subparsers) -> None:
                        help="COCO image folders (train2014, val2014) to link into <out>/../images; "
                        "the v-coco repository is linked as <out>/../official as well")
     vcoco.set_defaults(func=run_vcoco)
-
+    check = subparsers.add_parser(
+        "check-dataset",
+        help="validate a dataset root: annotations, validity matrix and every image, as training reads them",
+        description="Read every annotation file of ROOT with the shared parser and the training rules, and "
+        "decode every listed image; the first problem is a one-line error naming the file and the entry.",
+    )
+    check.add_argument("--format", choices=("hico", "vcoco"), required=True)
+    check.add_argument("--root", required=True, help="dataset root (annotations/, images/)")
+    check.add_argument("--no-images", action="store_true", help="check the annotation files and that the images exist, without decoding them")
+    check.set_defaults(func=run_check)
 
 
 def run_hico(args: argparse.Namespace) -> int:
@@ -69,6 +81,14 @@ def run_vcoco(args: argparse.Namespace) -> int:
 
         _link_images(args.out, args.images)
         link_folder(Path(args.out).parent / "official", Path(args.official_data).resolve().parent)
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from hqm.data.check import check_dataset
+
+    print(json.dumps({"root": args.root, "format": args.format,
+                      **check_dataset(args.format, args.root, images=not args.no_images)}))  # fmt: skip
     return 0
 
 

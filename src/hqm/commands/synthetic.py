@@ -10,6 +10,7 @@ from hqm.config import SyntheticConfig
 
 # one --option per field of SyntheticConfig, so params.yaml's section maps onto flags one to one
 _SIZE_OPTIONS = tuple(f.name for f in dataclasses.fields(SyntheticConfig))
+_TYPES = {"int": int, "float": float}  # field annotations are strings (postponed evaluation)
 
 
 def add_parser(subparsers) -> None:
@@ -23,8 +24,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--format", choices=("hico", "vcoco"), required=True)
     parser.add_argument("--out", required=True, help="dataset root to (re)create")
     parser.add_argument("--params", help="params.yaml whose 'synthetic' section gives the sizes")
+    parser.add_argument("--hard-test", action="store_true",
+                        help="same training split, but a test split of other scenes that are all hard "
+                        "(cases weighted by synthetic.hard_<case>; docs/synthetic.md): write it to its own --out root")
     for f in dataclasses.fields(SyntheticConfig):
-        kind = int if f.type in ("int", int) else str
+        kind = _TYPES.get(str(f.type), str)
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
     parser.set_defaults(func=run)
 
@@ -39,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_params(args.params).synthetic
     overrides = {name: getattr(args, name) for name in _SIZE_OPTIONS if getattr(args, name) is not None}
     cfg = dataclasses.replace(cfg, **overrides)
-    summary = make_synthetic(cfg, args.format, args.out)
-    print(json.dumps({"out": args.out, "format": args.format, **summary}))
+    summary = make_synthetic(cfg, args.format, args.out, hard_test=args.hard_test)
+    print(json.dumps({"out": args.out, "format": args.format, "hard_test": args.hard_test, **summary}))
     return 0

@@ -13,14 +13,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from hqm.config import AugmentConfig, DatasetConfig
 from hqm.data import classes
+from hqm.data.annotations import HoiImageAnnotation, read_correct_mat, read_split
+from hqm.data.images import check_listed_images_exist, load_rgb
+from hqm.data.layout import SPLITS, dataset_layout
 from hqm.data.transforms import build_test_transform, build_train_transform, to_normalized_tensor
 from hqm.errors import HqmError
-from hqm.io import read_json
 
 
 @dataclass(frozen=True)
@@ -48,126 +50,46 @@ class DatasetMeta:
 
 
 def dataset_meta(ds: DatasetConfig) -> DatasetMeta:
-    """Paths and class counts of a dataset root (layouts in docs/architecture.md)."""
-    root = Path(ds.root)
-    ann = root / "annotations"
-    if ds.format == "hico":
-        corre_path, n_obj, n_verb = ann / "corre_hico.npy", classes.NUM_OBJECT_CLASSES, classes.NUM_HICO_VERBS
-        train, test = ann / "trainval_hico.json", ann / "test_hico.json"
-        train_img, test_img = root / "images" / "train2015", root / "images" / "test2015"
-        known, official = ann / "known_objects_test.json", None
-    elif ds.format == "vcoco":
-        corre_path, n_obj, n_verb = ann / "corre_vcoco.npy", classes.NUM_VCOCO_OBJECT_CLASSES, classes.NUM_VCOCO_VERBS
-        train, test = ann / "trainval_vcoco.json", ann / "test_vcoco.json"
-        train_img, test_img = root / "images" / "train2014", root / "images" / "val2014"
-        known, official = None, root / "official"
-    else:
-        raise HqmError(f"dataset {ds.root}: unknown format '{ds.format}'")
+    """Paths and class counts of a dataset root (:mod:`hqm.data.layout`) and its validity matrix."""
+    layout = dataset_layout(ds.format, ds.root)
+    spec = layout.spec
+    corre_path = layout.correct_mat
     if not corre_path.is_file():
         raise HqmError(f"{corre_path}: file not found (convert or generate the dataset first)")
-    try:
-        corre = np.load(corre_path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise HqmError(f"{corre_path}: unreadable .npy ({exc})") from None
-    if corre.shape != (n_verb, classes.NUM_OBJECT_CLASSES):
-        raise HqmError(f"{corre_path}: shape {corre.shape}, expected ({n_verb}, {classes.NUM_OBJECT_CLASSES})")
-    return DatasetMeta(ds.format, root, n_obj, n_verb, train, test, corre_path, corre, train_img, test_img, known, official)
+    corre = read_correct_mat(corre_path, spec.num_verb_classes)
+    return DatasetMeta(spec.name, layout.root, spec.num_obj_classes, spec.num_verb_classes,
+                       layout.annotations("train"), layout.annotations("test"), corre_path, corre,
+                       layout.images("train"), layout.images("test"), layout.known_objects, layout.official)  # fmt: skip
 
 
-@dataclass
-class _Record:
-    """One image: its boxes (xyxy), object labels and HOIs (subject, object | -1, verb index)."""
-
-    file_name: str
-    boxes: np.ndarray  # [N, 4] float32
-    labels: np.ndarray  # [N] object index (person = 0)
-    hois: list[tuple[int, int, int]]
-
-
-def _read_records(meta: DatasetMeta, split: str) -> list[_Record]:
-    """Parse and check one annotation file. Train images with out-of-range HOI box indices are
-    dropped (QPIC's behaviour); anywhere else such an index is an error."""
-    path = meta.annotations(split)
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise HqmError(f"{path}: expected a JSON list of images")
-    hico = meta.format == "hico"
-    records = []
-    for i, entry in enumerate(data):
-        where = f"{path}: image {i}"
-        if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
-            raise HqmError(f"{where}: needs a string 'file_name'")
-        where = f"{path}: image {i} ({entry['file_name']})"
-        anns, raw_hois = entry.get("annotations"), entry.get("hoi_annotation")
-        if not isinstance(anns, list) or not isinstance(raw_hois, list):
-            raise HqmError(f"{where}: needs 'annotations' and 'hoi_annotation' lists")
-        boxes, labels = [], []
-        for j, a in enumerate(anns):
-            bbox = a.get("bbox") if isinstance(a, dict) else None
-            if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-                raise HqmError(f"{where}: annotations[{j}].bbox must be 4 numbers")
-            try:
-                labels.append(classes.coco_id_to_index(a.get("category_id")))
-            except ValueError:
-                raise HqmError(f"{where}: annotations[{j}].category_id {a.get('category_id')!r} is not a valid COCO id") from None
-            boxes.append(bbox)
-        hois, out_of_range = [], False
-        n_verbs = meta.num_verb_classes
-        for j, h in enumerate(raw_hois):
-            try:
-                s, o, v = int(h["subject_id"]), int(h["object_id"]), int(h["category_id"])
-            except (KeyError, TypeError, ValueError):
-                raise HqmError(f"{where}: hoi_annotation[{j}] needs integer subject_id, object_id, category_id") from None
-            v = v - 1 if hico else v
-            if not 0 <= v < n_verbs:
-                raise HqmError(f"{where}: hoi_annotation[{j}].category_id {h['category_id']} is out of range")
-            if not 0 <= s < len(anns) or not (-1 if not hico else 0) <= o < len(anns):
-                out_of_range = True
-                if split == "train":
-                    break
-                raise HqmError(f"{where}: hoi_annotation[{j}] refers to a box index outside annotations")
-            if hico and meta.correct_mat[v, labels[o]] == 0:
-                raise HqmError(
-                    f"{where}: hoi_annotation[{j}] pairs verb {v + 1} with object {labels[o]}, "
-                    "which is not in the verb-object table"
-                )
-            hois.append((s, o, v))
-        if out_of_range:
-            continue  # QPIC drops the whole training image
-        box_array = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        records.append(_Record(entry["file_name"], box_array, np.asarray(labels, dtype=np.int64), hois))
-    return records
+def read_records(meta: DatasetMeta, split: str) -> list[HoiImageAnnotation]:
+    """The split's images, parsed and checked at load time by the shared parser (:func:`read_split`)."""
+    return read_split(dataset_layout(meta.format, meta.root), split, meta.correct_mat)
 
 
 class HOIDataset(Dataset):
     """QPIC-style HOI dataset over one split of a HICO-DET or V-COCO root."""
 
     def __init__(self, meta: DatasetMeta, split: str, transform, max_boxes: int = 100):
-        if split not in ("train", "test"):
+        if split not in SPLITS:
             raise HqmError(f"dataset split must be 'train' or 'test', got '{split}'")
         self.meta, self.split, self.transform, self.max_boxes = meta, split, transform, max_boxes
-        self.records = _read_records(meta, split)
+        self.records = read_records(meta, split)
         self.image_dir = meta.images(split)
+        check_listed_images_exist(self.image_dir, [r.file_name for r in self.records], meta.annotations(split))
 
     def __len__(self) -> int:
         return len(self.records)
 
     def load_image(self, index: int) -> Image.Image:
-        path = self.image_dir / self.records[index].file_name
-        try:
-            with Image.open(path) as img:
-                return img.convert("RGB")
-        except FileNotFoundError:
-            raise HqmError(f"{path}: image file not found ({self.meta.annotations(self.split).name} lists it)") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise HqmError(f"{path}: unreadable image ({exc})") from None
+        return load_rgb(self.image_dir / self.records[index].file_name, self.meta.annotations(self.split))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         rec = self.records[index]
         image = self.load_image(index)
         w, h = image.size
         n = min(len(rec.boxes), self.max_boxes) if self.split == "train" else len(rec.boxes)
-        boxes = torch.from_numpy(rec.boxes[:n].copy())
+        boxes = torch.from_numpy(rec.boxes[:n].astype(np.float32))
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -183,7 +105,7 @@ class HOIDataset(Dataset):
         return to_normalized_tensor(image), target
 
 
-def build_targets(rec: _Record, boxes: torch.Tensor, box_ids: torch.Tensor, width: int, height: int,
+def build_targets(rec: HoiImageAnnotation, boxes: torch.Tensor, box_ids: torch.Tensor, width: int, height: int,
                   meta: DatasetMeta) -> dict[str, torch.Tensor]:  # fmt: skip
     """Group the surviving HOIs by (subject, object) pair (first appearance order).
 
@@ -199,7 +121,7 @@ def build_targets(rec: _Record, boxes: torch.Tensor, box_ids: torch.Tensor, widt
     ) / scale if len(boxes) else boxes.new_zeros((0, 4))  # fmt: skip
     pair_index: dict[tuple[int, int], int] = {}
     obj_labels, verb_rows, subs, objs = [], [], [], []
-    for s, o, v in rec.hois:
+    for s, o, v in rec.hois.tolist():
         if s not in where or (o != -1 and o not in where):
             continue  # a crop removed the subject or the object
         key = (s, o)

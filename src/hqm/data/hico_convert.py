@@ -21,6 +21,7 @@ import scipy.io
 
 from hqm.data import annotations as ann_io
 from hqm.data import classes
+from hqm.data.layout import dataset_layout
 from hqm.errors import HqmError
 from hqm.io import atomic_write, make_temp_dir, write_json
 
@@ -207,17 +208,20 @@ def convert_hico(anno_bbox: str | os.PathLike, anno: str | os.PathLike | None, o
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(out_dir)
     try:
-        write_json(tmp / "trainval_hico.json", splits["bbox_train"], indent=None)
-        write_json(tmp / "test_hico.json", splits["bbox_test"], indent=None)
-        with atomic_write(tmp / "corre_hico.npy", "wb") as handle:
+        out = dataset_layout("hico", tmp.parent)  # file names of hqm.data.layout, written into tmp
+        train, test = tmp / out.annotations("train").name, tmp / out.annotations("test").name
+        corre_path, known_path = tmp / out.correct_mat.name, tmp / out.known_objects.name
+        write_json(train, splits["bbox_train"], indent=None)
+        write_json(test, splits["bbox_test"], indent=None)
+        with atomic_write(corre_path, "wb") as handle:
             np.save(handle, corre)
         if known is not None:
-            write_json(tmp / "known_objects_test.json", {"format": "hico_known_objects", "images": known}, indent=None)
-            ann_io.read_known_objects(tmp / "known_objects_test.json")
+            write_json(known_path, {"format": "hico_known_objects", "images": known}, indent=None)
+            ann_io.read_known_objects(known_path)
         # re-read every output with the shared validators before it replaces anything
-        ann_io.read_hico_annotations(tmp / "trainval_hico.json")
-        ann_io.read_hico_annotations(tmp / "test_hico.json")
-        ann_io.read_correct_mat(tmp / "corre_hico.npy", classes.NUM_HICO_VERBS)
+        ann_io.read_hico_annotations(train)
+        ann_io.read_hico_annotations(test)
+        ann_io.read_correct_mat(corre_path, classes.NUM_HICO_VERBS)
         out_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(tmp.iterdir()):
             os.replace(path, out_dir / path.name)

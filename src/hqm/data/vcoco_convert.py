@@ -17,6 +17,7 @@ import numpy as np
 
 from hqm.data import annotations as ann_io
 from hqm.data import classes
+from hqm.data.layout import dataset_layout
 from hqm.errors import HqmError
 from hqm.io import atomic_write, make_temp_dir, read_json, write_json
 
@@ -210,10 +211,12 @@ def convert_vcoco(official_data: str | os.PathLike, prior_path: str | os.PathLik
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(out_dir)
     try:
+        out = dataset_layout("vcoco", tmp.parent)  # file names of hqm.data.layout, written into tmp
         for split, entries in converted.items():
-            write_json(tmp / f"{split}_vcoco.json", entries, indent=None)
-            ann_io.read_vcoco_annotations(tmp / f"{split}_vcoco.json")  # re-read with the shared validator
-        with atomic_write(tmp / "corre_vcoco.npy", "wb") as handle:
+            path = tmp / out.annotations("train" if split == "trainval" else "test").name
+            write_json(path, entries, indent=None)
+            ann_io.read_vcoco_annotations(path)  # re-read with the shared validator
+        with atomic_write(tmp / out.correct_mat.name, "wb") as handle:
             np.save(handle, corre)
         out_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(tmp.iterdir()):
