@@ -70,7 +70,10 @@ def save_weights(path: str | os.PathLike, model_state: dict[str, Tensor], meta: 
 
 
 def _unsupported_global(exc: Exception) -> str | None:
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    """The class or function a weights-only load refused, named in torch's message."""
+    text = str(exc)
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
+    found = found or re.search(r"but got <class '([\w.]+)'>", text)
     return found.group(1) if found else None
 
 
@@ -91,11 +94,10 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", unsafe_pi
     except PermissionError:
         raise  # the environment, not the file: the CLI reports OSErrors itself
     except pickle.UnpicklingError as exc:
-        if "weights only load failed" not in str(exc).lower():  # e.g. "invalid load key": not torch
+        name = _unsupported_global(exc)  # None for garbage ("invalid load key", "Unsupported operand")
+        if name is None:
             raise HqmError(f"{path}: not a PyTorch {what} (foreign or corrupted file){tail}") from None
-        name = _unsupported_global(exc)
-        found = f"pickles a {name} object" if name else "holds more than tensors and plain values"
-        raise HqmError(f"{path}: {what} {found}; {hint or UNSAFE_HINT}") from None
+        raise HqmError(f"{path}: {what} pickles a {name} object; {hint or UNSAFE_HINT}") from None
     except Exception as exc:  # noqa: BLE001 - zip, EOF, unpickling errors of any kind: not readable
         raise HqmError(f"{path}: not a readable PyTorch {what} (truncated or foreign file: "
                        f"{type(exc).__name__}){tail}") from None
