@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_parser(subparsers) -> None:
@@ -34,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_run_config(args.config)  # validate before launching anything
     with locked_run_dir(args.out):  # one writer per run folder (its ranks inherit the lock)
+        if "WORLD_SIZE" not in os.environ:  # a bad state is said once, before any rank starts
+            check_resume_world_size(args.out, args.nproc * args.nnodes, to_dict(cfg))
         if needs_launcher(args.nproc, args.nnodes, args.claim_gpus):
-            check_resume_world_size(args.out, args.nproc * args.nnodes, to_dict(cfg))  # say it once
             return launch_torchrun(args.nproc, _forwarded_args(args), args.nnodes, args.claim_gpus)
         return _train(cfg, args)
 
