@@ -179,8 +179,10 @@ def test_an_agent_ignoring_sigterm_is_killed_after_the_grace_period():
 
 
 @pytest.mark.slow
-def test_sigterm_to_hqm_train_nproc_2_ends_every_rank(tmp_path):
-    """A real 2-rank gloo training on tiny synthetic data: SIGTERM to ``hqm train`` ends all."""
+@pytest.mark.parametrize(("sig", "rc"), [(signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+def test_a_signal_to_hqm_train_nproc_2_ends_every_rank(tmp_path, sig, rc):
+    """A real 2-rank gloo training on tiny synthetic data: SIGTERM or SIGKILL to ``hqm train``
+    (not to its process group) ends torchrun and both ranks within seconds."""
     from real_setup import make_dataset, tiny_config
 
     from hqm.config import save_run_config
@@ -196,9 +198,9 @@ def test_sigterm_to_hqm_train_nproc_2_ends_every_rank(tmp_path):
         wait_for(lambda: (tmp_path / "run" / "state" / "last.pth").is_file(), 300, "the first step")
         tree = descendants(proc.pid)
         assert len(tree) >= 3, tree  # torchrun + 2 ranks
-        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, sig)
         out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 143, out
+        assert proc.returncode == rc, out
         wait_for(lambda: not alive(tree), 10, f"{alive(tree)} to exit")
     finally:
         if proc.poll() is None:

@@ -16,7 +16,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="metrics JSON to write")
     parser.add_argument("--vcoco-pickle", help="also write the official V-COCO detections pickle")
     parser.add_argument("--released", choices=("qpic", "hqm"),
-                        help="the checkpoint is a released upstream file (trusted, paper R50 model)")
+                        help="the checkpoint is a released upstream file (paper R50 model)")
     parser.add_argument("--nproc", type=int, default=1, help=">1 shards the test split under torchrun")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--nnodes", type=int, default=1, help=">1: srun + torchrun over M SLURM nodes")
