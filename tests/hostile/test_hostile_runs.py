@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import fcntl
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import torch
@@ -51,6 +52,16 @@ def _pickled_code(tmp: Path) -> None:
     torch.save({"model": {"w": torch.zeros(1)}, "args": _RunsCode(tmp / "ran")}, tmp / "ckpt.pth")
 
 
+def _released_with_args(tmp: Path) -> None:
+    """Like a released QPIC file (argparse Namespace inside), but with the wrong weights."""
+    torch.save({"model": {"w": torch.zeros(1)}, "args": argparse.Namespace(lr=1e-4, dataset_file="hico")},
+               tmp / "ckpt.pth")
+
+
+def _foreign_but_harmless(tmp: Path) -> None:
+    torch.save({"model": {"w": torch.zeros(1)}, "where": PurePosixPath("/x")}, tmp / "ckpt.pth")
+
+
 def _a_list(tmp: Path) -> None:
     torch.save([torch.zeros(1)], tmp / "ckpt.pth")
 
@@ -92,6 +103,11 @@ CASES = [
     Case("eval_truncated", _truncated, EVAL, ("{tmp}/ckpt.pth: not a", "PyTorch checkpoint"), ("metrics.json",)),
     Case("eval_pickled_code", _pickled_code, EVAL,
          ("{tmp}/ckpt.pth: checkpoint pickles a posix.system object", "--unsafe-pickle"), ("metrics.json", "ran")),
+    # the allow-listed Namespace loads without --unsafe-pickle: the weights are what is refused
+    Case("eval_released_namespace_is_safe", _released_with_args, (*EVAL, "--released", "qpic"),
+         ("{tmp}/ckpt.pth: state dict does not match the model; missing:",), ("metrics.json",)),
+    Case("eval_unsafe_pickle_is_passed_on", _foreign_but_harmless, (*EVAL, "--released", "hqm", "--unsafe-pickle"),
+         ("{tmp}/ckpt.pth: state dict does not match the model; missing:",), ("metrics.json",)),
     Case("eval_not_a_dict", _a_list, EVAL, ("{tmp}/ckpt.pth: expected a checkpoint dict, got list",),
          ("metrics.json",)),
     Case("eval_out_is_the_checkpoint", _truncated, tuple(a.replace("metrics.json", "ckpt.pth") for a in EVAL),
