@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def add_parser(subparsers) -> None:
@@ -17,9 +16,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="metrics JSON to write")
     parser.add_argument("--vcoco-pickle", help="also write the official V-COCO detections pickle")
     parser.add_argument("--released", choices=("qpic", "hqm"),
-                        help="the checkpoint is a released upstream file (trusted, paper R50 model)")
+                        help="the checkpoint is a released upstream file (paper R50 model)")
     parser.add_argument("--nproc", type=int, default=1, help=">1 shards the test split under torchrun")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--nnodes", type=int, default=1, help=">1: srun + torchrun over M SLURM nodes")
+    parser.add_argument("--unsafe-pickle", action="store_true",
+                        help="UNSAFE: unpickle arbitrary objects in the checkpoint (can run code); released "
+                        "QPIC/HQM files load without it")
     parser.set_defaults(func=run)
 
 
@@ -30,17 +33,19 @@ def _forwarded_args(args: argparse.Namespace) -> list[str]:
         out += ["--vcoco-pickle", args.vcoco_pickle]
     if args.released:
         out += ["--released", args.released]
-    return out
+    return out + (["--unsafe-pickle"] if args.unsafe_pickle else [])
 
 
 def run(args: argparse.Namespace) -> int:
-    from hqm.engine.distributed import build_dist_env, launch_torchrun, shutdown
+    from hqm.engine.distributed import build_dist_env, launch_torchrun, needs_launcher, shutdown
+    from hqm.engine.run_lock import check_outputs_distinct
     from hqm.errors import HqmError
 
     if args.vcoco_pickle and args.format != "vcoco":
         raise HqmError(f"--vcoco-pickle {args.vcoco_pickle}: only for --format vcoco")
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return launch_torchrun(args.nproc, _forwarded_args(args))
+    check_outputs_distinct({"--checkpoint": args.checkpoint}, {"--out": args.out, "--vcoco-pickle": args.vcoco_pickle})
+    if needs_launcher(args.nproc, args.nnodes):
+        return launch_torchrun(args.nproc, _forwarded_args(args), args.nnodes)
 
     from hqm.engine.inference import evaluate_checkpoint
     from hqm.io import write_json
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     env = build_dist_env(args.device)
     try:
         metrics = evaluate_checkpoint(args.checkpoint, args.dataset_root, args.format, env,
-                                      released=args.released, vcoco_pickle=args.vcoco_pickle)
+                                      released=args.released, vcoco_pickle=args.vcoco_pickle,
+                                      unsafe_pickle=args.unsafe_pickle)
         if env.is_main:
             write_json(args.out, metrics)
     finally:

@@ -18,6 +18,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--nproc", type=int, default=1,
                         help="processes (GPUs); >1 relaunches under torchrun --standalone")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--nnodes", type=int, default=1, help=">1: srun + torchrun over M SLURM nodes")
+    parser.add_argument("--claim-gpus", action="store_true", help="pin to --nproc free GPUs (flock, waits)")
     parser.set_defaults(func=run)
 
 
@@ -26,13 +28,22 @@ def _forwarded_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hqm.config import load_run_config
-    from hqm.engine.distributed import build_dist_env, launch_torchrun, shutdown
+    from hqm.config import load_run_config, to_dict
+    from hqm.engine.checkpoint import check_resume_world_size
+    from hqm.engine.distributed import launch_torchrun, needs_launcher
+    from hqm.engine.run_lock import locked_run_dir
 
     cfg = load_run_config(args.config)  # validate before launching anything
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return launch_torchrun(args.nproc, _forwarded_args(args))
+    with locked_run_dir(args.out):  # one writer per run folder (its ranks inherit the lock)
+        if "WORLD_SIZE" not in os.environ:  # a bad state is said once, before any rank starts
+            check_resume_world_size(args.out, args.nproc * args.nnodes, to_dict(cfg))
+        if needs_launcher(args.nproc, args.nnodes, args.claim_gpus):
+            return launch_torchrun(args.nproc, _forwarded_args(args), args.nnodes, args.claim_gpus)
+        return _train(cfg, args)
 
+
+def _train(cfg, args: argparse.Namespace) -> int:
+    from hqm.engine.distributed import build_dist_env, shutdown
     from hqm.engine.train import run_training
 
     env = build_dist_env(args.device, cfg.train.threads_per_rank)

@@ -21,28 +21,25 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--layout", choices=("qpic", "hqm"), default="qpic",
                         help="qpic: heads at top level; hqm: heads under transformer.decoder")
     parser.add_argument("--convert-seed", type=int, default=0, help="seed of the V-COCO extra row")
-    parser.add_argument("--trusted", action="store_true",
-                        help="allow unpickling arbitrary objects in the DETR file (released upstream files)")
+    parser.add_argument("--unsafe-pickle", action="store_true",
+                        help="UNSAFE: unpickle arbitrary objects in the DETR file (can run code); not needed "
+                        "for the released DETR files, whose argparse Namespace is allow-listed")
+    # earlier spelling; released files no longer need it, so it changes nothing (kept for old workflows)
+    parser.add_argument("--trusted", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from hqm.engine.checkpoint import convert_detr_file, save_weights
     from hqm.io import sha256_file, write_json
-    from hqm.models.weights import (
-        convert_detr_to_qpic,
-        load_checkpoint,
-        qpic_to_hqm_layout,
-        save_checkpoint,
-        state_dict_of,
-    )
+    from hqm.models.weights import qpic_to_hqm_layout
 
-    state = convert_detr_to_qpic(state_dict_of(load_checkpoint(args.detr, args.trusted), args.detr),
-                                 args.dataset_format, args.convert_seed)
+    state = convert_detr_file(args.detr, args.dataset_format, args.convert_seed, args.unsafe_pickle)
     if args.layout == "hqm":
         state = qpic_to_hqm_layout(state)
     meta = {"source": "detr", "dataset_format": args.dataset_format, "layout": args.layout,
             "convert_seed": args.convert_seed}
-    save_checkpoint(args.out, {"model": state, "meta": meta})
+    save_weights(args.out, state, meta)
     record = {**meta, "source_path": str(args.detr), "source_sha256": sha256_file(args.detr),
               "path": str(args.out), "sha256": sha256_file(args.out), "num_keys": len(state)}
     write_json(f"{args.out}.json", record)

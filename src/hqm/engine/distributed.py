@@ -1,15 +1,27 @@
-"""One process or many: torchrun environment, process group, threads and collective helpers.
+"""One process or many: launching torchrun, its environment, process group, threads, collectives.
 
 A run started without torchrun is a world of one and never touches ``torch.distributed``; under
 torchrun the backend follows the device (NCCL on CUDA, gloo on CPU). Threads per rank are set here
 explicitly, because Snakemake and torchrun both export their own ``OMP_NUM_THREADS``.
+
+Launching (:func:`launch_torchrun`): one node runs ``torchrun --standalone``; ``--nnodes M`` under
+SLURM runs ``srun`` with one torchrun per node and a c10d rendezvous on the allocation's first host.
+The launcher is a supervisor: torchrun gets its own process group, SIGTERM / SIGINT / SIGHUP sent
+to ``hqm`` are forwarded to it (then SIGKILL after a grace period) and ``hqm`` exits 128 + signal;
+torchrun dies with ``hqm`` (``PR_SET_PDEATHSIG``) and every rank dies with torchrun, so no rank
+survives its launcher to keep writing into the run folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +79,8 @@ def build_dist_env(device: str = "auto", threads_per_rank: int = 0) -> DistEnv:
         dev = torch.device("cuda", torch.cuda.current_device())
     else:
         dev = torch.device("cpu")
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker: die with the agent
+        die_with_parent(signal.SIGKILL)
     threads = threads_per_rank or max(1, (os.cpu_count() or 1) // max(1, local_world))
     torch.set_num_threads(threads)
     if world > 1 and not dist.is_initialized():
@@ -113,14 +127,114 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
-def launch_torchrun(nproc: int, cli_args: list[str]) -> int:
-    """Re-run ``hqm <cli_args>`` under ``torchrun --standalone --nproc-per-node nproc``."""
+# ---------------------------------------------------------------------------------------------
+# Launching
+# ---------------------------------------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+RDZV_PORT_ENV = "HQM_RDZV_PORT"
+DEFAULT_RDZV_PORT = 29400  # torchrun's own c10d default
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        return  # best effort: the supervisor's forwarding still applies
+    if os.getppid() == 1:  # the parent died before prctl: nobody will ever signal us
+        os.kill(os.getpid(), sig)
+
+
+def needs_launcher(nproc: int, nnodes: int = 1, claim_gpus: bool = False) -> bool:
+    """Whether ``hqm train|evaluate`` must start torchrun (and is not a rank of one already)."""
+    return (nproc > 1 or nnodes > 1 or claim_gpus) and "WORLD_SIZE" not in os.environ
+
+
+def torchrun_command(nproc: int, cli_args: list[str], nnodes: int = 1,
+                     environ: Mapping[str, str] | None = None) -> list[str]:
+    """The command line re-running ``hqm <cli_args>`` on ``nnodes`` x ``nproc`` processes."""
+    environ = os.environ if environ is None else environ
     if nproc < 1:
         raise HqmError(f"--nproc: must be at least 1, got {nproc}")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={nproc}", "-m", "hqm.cli", *cli_args,
+    if nnodes < 1:
+        raise HqmError(f"--nnodes: must be at least 1, got {nnodes}")
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    tail = ["-m", "hqm.cli", *cli_args]
+    if nnodes == 1:
+        return [*torchrun, "--standalone", f"--nproc-per-node={nproc}", *tail]
+    from hqm.engine.devices import slurm_rendezvous
+
+    host, job_id = slurm_rendezvous(nnodes, environ)
+    port = environ.get(RDZV_PORT_ENV, str(DEFAULT_RDZV_PORT))
+    return [
+        "srun", "--nodes", str(nnodes), "--ntasks-per-node", "1", "--kill-on-bad-exit=1",
+        *torchrun, "--nnodes", str(nnodes), "--nproc-per-node", str(nproc), "--rdzv-backend", "c10d",
+        "--rdzv-endpoint", f"{host}:{port}", "--rdzv-id", job_id, *tail,
     ]  # fmt: skip
+
+
+def run_supervised(cmd: list[str], env: Mapping[str, str], grace_s: float = 30.0) -> int:
+    """Run ``cmd`` in its own process group, forwarding SIGTERM/SIGINT/SIGHUP to the whole group.
+
+    Returns the child's exit code, or 128 + the first signal received (143 for SIGTERM, 130 for
+    SIGINT) once the group has gone; SIGKILLs the group ``grace_s`` seconds after that signal.
+    """
+    parent = os.getpid()
+
+    def child_setup() -> None:  # runs in the child between fork and exec
+        os.setpgid(0, 0)
+        die_with_parent(signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGTERM)
+
+    received: list[tuple[int, float]] = []  # (signal, when)
+    procs: list[subprocess.Popen] = []
+
+    def signal_group(signum: int) -> None:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signum)
+
+    def forward(signum, _frame) -> None:
+        received.append((signum, time.monotonic()))
+        signal_group(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    try:
+        procs.append(subprocess.Popen(cmd, env=dict(env), preexec_fn=child_setup))  # noqa: PLW1509
+        if received:  # signalled while starting
+            signal_group(received[0][0])
+        while True:
+            try:
+                code = procs[0].wait(timeout=0.5)  # polls: a signal must not leave us blocked
+                break
+            except subprocess.TimeoutExpired:
+                if received and time.monotonic() - received[0][1] > grace_s:
+                    signal_group(signal.SIGKILL)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        return 128 + received[0][0]
+    return 128 - code if code < 0 else code
+
+
+def launch_torchrun(nproc: int, cli_args: list[str], nnodes: int = 1, claim_gpus: bool = False) -> int:
+    """Re-run ``hqm <cli_args>`` on ``nnodes`` x ``nproc`` ranks under a supervising torchrun.
+
+    ``claim_gpus``: claim ``nproc`` free local GPUs first (:func:`hqm.engine.devices.claim_gpus`)
+    and pin the ranks to them with ``CUDA_VISIBLE_DEVICES``.
+    """
+    cmd = torchrun_command(nproc, cli_args, nnodes)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # we set threads per rank ourselves
-    return subprocess.call(cmd, env=env)
+    if not claim_gpus:
+        return run_supervised(cmd, env)
+    from hqm.engine.devices import claim_gpus as claim
+
+    with claim(nproc) as gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        return run_supervised(cmd, env)

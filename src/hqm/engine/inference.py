@@ -113,6 +113,7 @@ def evaluate_checkpoint(
     env: DistEnv,
     released: str | None = None,
     vcoco_pickle: str | None = None,
+    unsafe_pickle: bool = False,
 ) -> dict:
     """Metrics of a checkpoint (ours, or a released QPIC / HQM one) on a dataset's test split.
 
@@ -122,11 +123,11 @@ def evaluate_checkpoint(
     """
     from hqm.config import DatasetConfig, EvalConfig, RunConfig, from_dict
     from hqm.data.datasets import build_dataset, collate, dataset_meta
+    from hqm.engine.checkpoint import load_checkpoint, load_weights
     from hqm.models.build import build_detector
-    from hqm.models.weights import load_checkpoint, load_weights
 
     if released is None:
-        saved = load_checkpoint(checkpoint)
+        saved = load_checkpoint(checkpoint, unsafe_pickle)
         if not isinstance(saved.get("config"), dict):
             raise HqmError(f"{checkpoint}: no 'config' entry; for released QPIC/HQM files pass --released")
         cfg = from_dict(RunConfig, saved["config"], f"{checkpoint}: config")
@@ -141,7 +142,7 @@ def evaluate_checkpoint(
     meta = dataset_meta(ds)
     model_cfg = from_dict(type(model_cfg), {**_plain(model_cfg), "init_weights": None, "backbone_weights": None})
     model = build_detector(model_cfg, method, hard, meta.num_obj_classes, meta.num_verb_classes)
-    load_weights(model, checkpoint, trusted=released is not None)
+    load_weights(model, checkpoint, unsafe_pickle=unsafe_pickle)
     model.to(env.device)
     dataset = build_dataset(ds, "test", augment)
     local = predict_shard(model, dataset, collate, env, eval_cfg.batch_size)

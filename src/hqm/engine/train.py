@@ -53,7 +53,7 @@ def build_components(cfg: RunConfig) -> TrainComponents:
         cfg.model, cfg.method, cfg.hard_queries, meta.num_obj_classes, meta.num_verb_classes, seed=cfg.seed
     )
     if cfg.model.init_weights:
-        from hqm.models.weights import load_initial_weights
+        from hqm.engine.checkpoint import load_initial_weights
 
         load_initial_weights(model, cfg.model.init_weights)
     criterion = build_criterion(

@@ -1,24 +1,17 @@
-"""Checkpoint files: DETR -> QPIC/HQM conversion, layouts, strict loading (method.md §7).
+"""State dicts: DETR -> QPIC/HQM conversion, head layouts, strict-load checks (method.md §7).
 
-Our own files are read with ``torch.load(weights_only=True)``; released upstream files that pickle
-an argparse Namespace need ``trusted=True`` (``weights_only=False``), never silently.
+Pure functions on dicts of tensors: no file I/O and nothing from ``hqm.data`` (the caller passes
+the DETR row map in). Files are read and written by :mod:`hqm.engine.checkpoint`.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import pickle
-import zipfile
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from hqm.data.classes import DETR_NO_OBJECT_ROW, VALID_COCO_IDS
 from hqm.errors import HqmError
-from hqm.io import atomic_write
 
 HEAD_PREFIXES = ("obj_class_embed.", "verb_class_embed.", "sub_bbox_embed.", "obj_bbox_embed.")
 HQM_HEAD_PARENT = "transformer.decoder."
@@ -32,15 +25,15 @@ INIT_MISSING_PREFIXES = ("verb_class_embed.", HQM_HEAD_PARENT + "verb_class_embe
 # ---------------------------------------------------------------------------------------------
 
 
-def convert_detr_to_qpic(detr: dict[str, Tensor], dataset_format: str, convert_seed: int = 0) -> dict[str, Tensor]:
+def convert_detr_to_qpic(detr: dict[str, Tensor], object_rows: Sequence[int], insert_missing_row: bool = False,
+                         convert_seed: int = 0) -> dict[str, Tensor]:
     """DETR COCO state dict -> QPIC initial weights (QPIC layout, no ``verb_class_embed``).
 
-    Object head rows = DETR rows at the 80 valid COCO ids + no-object row 91 (hico: 81 rows); vcoco
-    inserts a seeded "missing object" row before the no-object row (82 rows): weight and bias
-    ~ U(-1/√d, 1/√d) from a generator seeded with ``convert_seed``, weight drawn first.
+    Object head rows = DETR rows ``object_rows`` (the 80 valid COCO ids, then the no-object row 91:
+    81 rows for HICO-DET). ``insert_missing_row`` (V-COCO) inserts a seeded "missing object" row
+    before the last row (82 rows): weight [1, d] and bias [1] ~ U(-1/sqrt(d), 1/sqrt(d)) from a
+    generator seeded with ``convert_seed``, weight drawn first.
     """
-    if dataset_format not in ("hico", "vcoco"):
-        raise ValueError(f"unknown dataset format {dataset_format!r}")
     required = ("class_embed.weight", "class_embed.bias", "bbox_embed.layers.0.weight")
     missing = [k for k in required if k not in detr]
     if missing:
@@ -51,10 +44,10 @@ def convert_detr_to_qpic(detr: dict[str, Tensor], dataset_format: str, convert_s
             suffix = key[len("bbox_embed."):]
             out["sub_bbox_embed." + suffix] = value.clone()
             out["obj_bbox_embed." + suffix] = value.clone()
-    rows = torch.tensor([*VALID_COCO_IDS, DETR_NO_OBJECT_ROW])
+    rows = torch.tensor(list(object_rows))
     weight = detr["class_embed.weight"][rows].clone()
     bias = detr["class_embed.bias"][rows].clone()
-    if dataset_format == "vcoco":
+    if insert_missing_row:
         hidden = weight.shape[1]
         bound = 1.0 / hidden**0.5
         generator = torch.Generator().manual_seed(convert_seed)
@@ -99,55 +92,15 @@ def adapt_layout(state: dict[str, Tensor], model_keys: Iterable[str]) -> dict[st
 
 
 # ---------------------------------------------------------------------------------------------
-# Files
+# Loading checks (on dicts; reading the files is hqm.engine.checkpoint's job)
 # ---------------------------------------------------------------------------------------------
 
 
-def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
-    """``torch.save`` atomically; ``payload`` must hold only tensors and plain Python values."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    with atomic_write(path, "wb") as handle:
-        handle.write(buffer.getvalue())
-
-
-def load_checkpoint(path: str | os.PathLike, trusted: bool = False) -> dict:
-    """Read a checkpoint container (a dict); clear one-line errors for missing, truncated or
-    foreign files. ``trusted=True`` allows unpickling arbitrary objects (released upstream files)."""
-    path = Path(path)
-    if not path.is_file():
-        raise HqmError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only load failed" not in str(exc).lower():  # e.g. "invalid load key": not torch
-            raise HqmError(f"{path}: not a PyTorch checkpoint (foreign or corrupted file)") from None
-        if not trusted:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise HqmError(
-                f"{path}: not loadable as plain weights ({first[:120]}); if it is a released upstream "
-                "checkpoint you trust, load it with trusted=True / --trusted"
-            ) from None
-        ckpt = _load_trusted(path)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
-        raise HqmError(f"{path}: not a readable PyTorch checkpoint (truncated or foreign file: {type(exc).__name__})") from None
-    if not isinstance(ckpt, dict):
-        raise HqmError(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
-    return ckpt
-
-
-def _load_trusted(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - anything failing here means an unreadable file
-        raise HqmError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
-
-
-def state_dict_of(ckpt: dict, path: str | os.PathLike) -> dict[str, Tensor]:
+def state_dict_of(ckpt: dict, source: str) -> dict[str, Tensor]:
     """The state dict inside a container (key ``model``) or the container itself if it is one."""
     state = ckpt.get("model", ckpt)
     if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
-        raise HqmError(f"{path}: no state dict found (expected key 'model' holding tensors)")
+        raise HqmError(f"{source}: no state dict found (expected key 'model' holding tensors)")
     return state
 
 
@@ -173,16 +126,3 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, Tensor], source: s
         raise HqmError(f"{source}: state dict does not match the model; " + "; ".join(problems))
     model.load_state_dict(state, strict=False)  # strictness checked above, allowed gaps stay fresh
     return allowed
-
-
-def load_weights(model: nn.Module, path: str | os.PathLike, trusted: bool = False,
-                 allow_missing_prefixes: tuple[str, ...] = ()) -> list[str]:
-    """Load a QPIC, HQM or own checkpoint into ``model`` (layout adapted, then strict)."""
-    state = state_dict_of(load_checkpoint(path, trusted), path)
-    state = adapt_layout(state, model.state_dict().keys())
-    return load_state_dict_strict(model, state, str(path), allow_missing_prefixes)
-
-
-def load_initial_weights(model: nn.Module, path: str | os.PathLike) -> list[str]:
-    """Load a ``hqm convert-weights`` file; only the verb head and GBS encoder may stay fresh."""
-    return load_weights(model, path, trusted=False, allow_missing_prefixes=INIT_MISSING_PREFIXES)
