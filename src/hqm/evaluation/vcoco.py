@@ -18,6 +18,7 @@ from hqm.data.classes import (
     VCOCO_THESIS_CLASSES,
     VCOCO_VERB_CLASSES,
 )
+from hqm.errors import HqmError
 from hqm.evaluation.ap import THRESHOLDS, eleven_point_ap, rank_detections
 from hqm.evaluation.hico import rowwise_iou
 from hqm.evaluation.matching import first_best, first_occurrence, join_on_key
@@ -44,10 +45,15 @@ from hqm.evaluation.vcoco_pickle import (
 
 
 def evaluate_vcoco_qpic(gt: list[HoiImageAnnotation], predictions: list[ImagePrediction],
-                        correct_mat: np.ndarray, max_hois: int = 100) -> dict:
-    """QPIC ``VCOCOEvaluator`` (§2.6): per verb class 11-point AP, ``mAP_all``, ``mAP_thesis``."""
+                        correct_mat: np.ndarray, max_hois: int = 100, source: str = "predictions") -> dict:
+    """QPIC ``VCOCOEvaluator`` (§2.6): per verb class 11-point AP, ``mAP_all``, ``mAP_thesis``.
+
+    ``max_hois``: per-image cap (>= 1); ``source`` names the predictions (a file) in error messages.
+    """
+    if isinstance(max_hois, bool) or not isinstance(max_hois, int) or max_hois < 1:
+        raise HqmError(f"evaluate_vcoco_qpic: max_hois must be a positive integer, got {max_hois!r}")
     names = {img.file_name: i for i, img in enumerate(gt)}
-    validate_predictions(predictions, "predictions", set(names), NUM_VCOCO_OBJECT_CLASSES, NUM_VCOCO_VERBS)
+    validate_predictions(predictions, source, set(names), NUM_VCOCO_OBJECT_CLASSES, NUM_VCOCO_VERBS)
     preds = {p.file_name: p for p in predictions}
     corre = extended_correct_mat(correct_mat).astype(np.float32)
     parts = []

@@ -228,16 +228,16 @@ def evaluate_vcoco_detections(gt: VcocoOfficialGT, dets: VcocoDetections) -> dic
 
 
 def evaluate_vcoco_official(official_root: str | Path, predictions: list[ImagePrediction],
-                            correct_mat: np.ndarray) -> dict:
+                            correct_mat: np.ndarray, source: str = "predictions") -> dict:
     """Official V-COCO metrics of QPIC-layout predictions (§2.4 export + §2.5 evaluation).
 
     Keys: ``role_ap_s1_24``, ``role_ap_s2_24`` (reported), ``role_ap_s1_25``, ``role_ap_s2_25``,
     ``agent_ap`` (percent), ``agent_ap_per_action`` and ``role_ap_per_pair_s1/s2`` (fractions),
-    ``num_detections``.
+    ``num_detections``. ``source`` names the predictions (a file) in error messages.
     """
     gt = load_vcoco_official(official_root)
     known = set(gt.image_ids.tolist())
     for pred in predictions:
-        if image_id_of(pred.file_name) not in known:
-            raise HqmError(f"predictions: image {pred.file_name!r}: not an image of the V-COCO test split")
-    return evaluate_vcoco_detections(gt, detections_from_predictions(predictions, correct_mat))
+        if image_id_of(pred.file_name, source) not in known:
+            raise HqmError(f"{source}: image {pred.file_name!r}: not an image of the V-COCO test split")
+    return evaluate_vcoco_detections(gt, detections_from_predictions(predictions, correct_mat, source))

@@ -33,12 +33,12 @@ _TWO_ROLE_ACTIONS = {VCOCO_ACTIONS.index(a) for a, roles in VCOCO_ACTION_ROLES i
 _EXPORT_LAST_AGENTS = ("cut", "hit", "eat")  # QPIC writes these agent keys last, in this order
 
 
-def image_id_of(file_name: str) -> int:
+def image_id_of(file_name: str, source: str = "predictions") -> int:
     """COCO image id of a V-COCO file name (the integer after the last ``_``)."""
     try:
         return int(Path(file_name).stem.split("_")[-1])
     except ValueError:
-        raise HqmError(f"image {file_name!r}: no COCO image id at the end of the file name") from None
+        raise HqmError(f"{source}: image {file_name!r}: no COCO image id at the end of the file name") from None
 
 
 def extended_correct_mat(correct_mat: np.ndarray) -> np.ndarray:
@@ -58,20 +58,23 @@ class VcocoDetections:
     role_score: np.ndarray
 
 
-def detections_from_predictions(predictions: list[ImagePrediction], correct_mat: np.ndarray) -> VcocoDetections:
-    """QPIC outputs -> official detections (§2.4): all queries, scores x extended validity matrix."""
-    validate_predictions(predictions, "predictions", None, NUM_VCOCO_OBJECT_CLASSES, NUM_VCOCO_VERBS)
+def detections_from_predictions(predictions: list[ImagePrediction], correct_mat: np.ndarray,
+                                source: str = "predictions") -> VcocoDetections:
+    """QPIC outputs -> official detections (§2.4): all queries, scores x extended validity matrix.
+    ``source`` names the predictions (a file) in error messages."""
+    validate_predictions(predictions, source, None, NUM_VCOCO_OBJECT_CLASSES, NUM_VCOCO_VERBS)
     corre = extended_correct_mat(correct_mat)
     parts = []
     for pred in predictions:
         if pred.verbs is not None:
-            raise HqmError(f"image {pred.file_name!r}: V-COCO needs the qpic_postprocess layout, not triplets")
+            raise HqmError(f"{source}: image {pred.file_name!r}: V-COCO needs the qpic_postprocess layout, "
+                           "not triplets")
         s = (pred.verb_scores * corre[:, pred.obj_labels].T).astype(np.float32)  # [Q, 29]
         agent = np.zeros((len(pred), NUM_ACTIONS), np.float32)
         for c, a in enumerate(_CLASS_ACTION):  # two-role actions: running max from 0 (QPIC export)
             agent[:, a] = np.maximum(agent[:, a], s[:, c]) if a in _TWO_ROLE_ACTIONS else s[:, c]
         obj = np.where((pred.obj_labels == VCOCO_MISSING_OBJECT)[:, None], np.float32(np.nan), pred.obj_boxes)
-        parts.append((np.full(len(pred), image_id_of(pred.file_name), np.int64), pred.sub_boxes, agent,
+        parts.append((np.full(len(pred), image_id_of(pred.file_name, source), np.int64), pred.sub_boxes, agent,
                       obj.astype(np.float32), s[:, _PAIR_CLASS]))
     if not parts:
         return VcocoDetections(np.zeros(0, np.int64), np.zeros((0, 4), np.float32),
