@@ -191,6 +191,11 @@ def _match(tables: GtTables, hoi_cat: np.ndarray, num_cats: int, c_img, c_query,
     return is_tp, tp_order
 
 
+def _mean(x: np.ndarray) -> float:
+    """Mean of ``x``; 0.0 for an empty split."""
+    return float(np.mean(x)) if len(x) else 0.0
+
+
 def _summary(gt, cats: Categories, opt: HicoOptions, ap, rec, npos, num_det, num_tp, without_preds: int) -> dict:
     """Means over the splits, counts, options and the per-category rows of one evaluation."""
     if opt.categories == "all_600":  # official rule: fewer than 10 training instances, 0 included
@@ -201,9 +206,6 @@ def _summary(gt, cats: Categories, opt: HicoOptions, ap, rec, npos, num_det, num
         split = np.where(counts < 0, "test-only", np.where(counts < 10, "rare", "non-rare"))
     rare, non_rare = split == "rare", split == "non-rare"
 
-    def mean(x: np.ndarray) -> float:
-        return float(np.mean(x)) if len(x) else 0.0
-
     per_category = [
         {"triplet": list(k), "hoi_id": h, "split": str(s), "ap": float(a), "max_recall": float(r),
          "num_gt": int(n), "num_det": int(d), "num_tp": int(t)}
@@ -211,8 +213,8 @@ def _summary(gt, cats: Categories, opt: HicoOptions, ap, rec, npos, num_det, num
     ]  # fmt: skip
     names = {img.file_name for img in gt.test}
     return {
-        "mAP": mean(ap), "mAP rare": mean(ap[rare]), "mAP non-rare": mean(ap[non_rare]),
-        "mean max recall": mean(rec),
+        "mAP": _mean(ap), "mAP rare": _mean(ap[rare]), "mAP non-rare": _mean(ap[non_rare]),
+        "mean max recall": _mean(rec),
         "num_categories_evaluated": len(cats.keys), "num_categories_rare": int(rare.sum()),
         "num_categories_non_rare": int(non_rare.sum()), "num_test_images": len(names),
         "num_test_images_without_predictions": without_preds, "category_scope": opt.category_scope,

@@ -79,32 +79,46 @@ def validate_predictions(predictions: list[ImagePrediction], source: str, known_
                 or (triplets and pred.verbs.shape != (n,))):  # fmt: skip
             shapes = {f: getattr(getattr(pred, f), "shape", None) for f in ("sub_boxes", "obj_boxes", "verb_scores", "verbs")}
             raise HqmError(f"{source}: image {name!r}: inconsistent shapes {shapes} for {n} rows and {num_verbs} verbs")
-    if not predictions:
-        return
-    sizes = np.array([len(p) for p in predictions])
-    row_image = np.repeat(np.arange(len(predictions)), sizes)
+    if predictions:
+        _check_values(predictions, source, num_obj_labels, num_verbs)
 
-    def fail(bad: np.ndarray, message) -> None:
-        if bad.any():
-            k = int(np.argmax(bad))
-            image = int(row_image[k])
-            row = k - int(sizes[:image].sum())
-            raise HqmError(f"{source}: image {predictions[image].file_name!r}: {message(row, k)}")
+
+def _check_values(predictions: list[ImagePrediction], source: str, num_obj_labels: int, num_verbs: int) -> None:
+    """Boxes, labels, verbs and scores of all images at once; the first bad row is named."""
+    sizes = np.array([len(p) for p in predictions])
 
     for field in ("sub_boxes", "obj_boxes"):
         boxes = np.concatenate([getattr(p, field) for p in predictions])
         bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-        fail(bad, lambda r, k, f=field, b=boxes: f"{f}[{r}] = {b[k].tolist()} is not finite or has x2<x1 / y2<y1")
+        if (hit := _first_bad_row(bad, sizes, predictions, source)) is not None:
+            prefix, row, k = hit
+            raise HqmError(f"{prefix}{field}[{row}] = {boxes[k].tolist()} is not finite or has x2<x1 / y2<y1")
     labels = np.concatenate([p.obj_labels for p in predictions])
-    fail((labels < 0) | (labels >= num_obj_labels),
-         lambda r, k: f"obj_labels[{r}] = {labels[k]} is outside 0..{num_obj_labels - 1}")
-    trip = [p for p in predictions if p.verbs is not None]
-    if trip:
+    if (hit := _first_bad_row((labels < 0) | (labels >= num_obj_labels), sizes, predictions, source)) is not None:
+        prefix, row, k = hit
+        raise HqmError(f"{prefix}obj_labels[{row}] = {labels[k]} is outside 0..{num_obj_labels - 1}")
+    if any(p.verbs is not None for p in predictions):
         verbs = np.concatenate([p.verbs if p.verbs is not None else np.zeros(len(p), np.int64) for p in predictions])
-        fail((verbs < 0) | (verbs >= num_verbs), lambda r, k: f"verb[{r}] = {verbs[k]} is outside 0..{num_verbs - 1}")
+        if (hit := _first_bad_row((verbs < 0) | (verbs >= num_verbs), sizes, predictions, source)) is not None:
+            prefix, row, k = hit
+            raise HqmError(f"{prefix}verb[{row}] = {verbs[k]} is outside 0..{num_verbs - 1}")
     finite = np.concatenate([np.isfinite(p.verb_scores) if p.verb_scores.ndim == 1
                              else np.isfinite(p.verb_scores).all(1) for p in predictions])
-    fail(~finite, lambda r, k: f"score of row {r} is NaN or infinite")
+    if (hit := _first_bad_row(~finite, sizes, predictions, source)) is not None:
+        prefix, row, _ = hit
+        raise HqmError(f"{prefix}score of row {row} is NaN or infinite")
+
+
+def _first_bad_row(bad: np.ndarray, sizes: np.ndarray, predictions: list[ImagePrediction],
+                   source: str) -> tuple[str, int, int] | None:
+    """For the first True of ``bad`` (over the concatenated rows of all images): the message prefix
+    naming the file and image, the row within the image and the position k in the concatenation."""
+    if not bad.any():
+        return None
+    k = int(np.argmax(bad))
+    image = int(np.searchsorted(np.cumsum(sizes), k, side="right"))
+    row = k - int(sizes[:image].sum())
+    return f"{source}: image {predictions[image].file_name!r}: ", row, k
 
 
 # ---------------------------------------------------------------------------------------------

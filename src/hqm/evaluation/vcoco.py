@@ -44,16 +44,11 @@ from hqm.evaluation.vcoco_pickle import (
 )
 
 
-def evaluate_vcoco_qpic(gt: list[HoiImageAnnotation], predictions: list[ImagePrediction],
-                        correct_mat: np.ndarray, max_hois: int = 100, source: str = "predictions") -> dict:
-    """QPIC ``VCOCOEvaluator`` (§2.6): per verb class 11-point AP, ``mAP_all``, ``mAP_thesis``.
-
-    ``max_hois``: per-image cap (>= 1); ``source`` names the predictions (a file) in error messages.
-    """
-    if isinstance(max_hois, bool) or not isinstance(max_hois, int) or max_hois < 1:
-        raise HqmError(f"evaluate_vcoco_qpic: max_hois must be a positive integer, got {max_hois!r}")
-    names = {img.file_name: i for i, img in enumerate(gt)}
-    validate_predictions(predictions, source, set(names), NUM_VCOCO_OBJECT_CLASSES, NUM_VCOCO_VERBS)
+def _qpic_candidates(gt: list[HoiImageAnnotation], predictions: list[ImagePrediction], correct_mat: np.ndarray,
+                     max_hois: int) -> tuple[np.ndarray, ...]:
+    """Per GT image (in order): candidates masked with the [29, 81] matrix, stably sorted by
+    descending score, first ``max_hois``. Returns image [K], sub [K, 4], obj [K, 4], object label [K],
+    verb [K], masked score [K]."""
     preds = {p.file_name: p for p in predictions}
     corre = extended_correct_mat(correct_mat).astype(np.float32)
     parts = []
@@ -69,11 +64,22 @@ def evaluate_vcoco_qpic(gt: list[HoiImageAnnotation], predictions: list[ImagePre
         parts.append((np.full(len(rows), i, np.int64), pred.sub_boxes[rows], pred.obj_boxes[rows],
                       labels[order], verbs[order], masked[order]))
     if parts:
-        c_img, c_sub, c_obj, c_lab, c_verb, c_score = (np.concatenate(p) for p in zip(*parts))
-    else:
-        c_img, c_lab, c_verb = (np.zeros(0, np.int64),) * 3
-        c_sub = c_obj = np.zeros((0, 4), np.float32)
-        c_score = np.zeros(0, np.float32)
+        return tuple(np.concatenate(p) for p in zip(*parts))
+    z, box = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+    return z, box, box, z, z, np.zeros(0, np.float32)
+
+
+def evaluate_vcoco_qpic(gt: list[HoiImageAnnotation], predictions: list[ImagePrediction],
+                        correct_mat: np.ndarray, max_hois: int = 100, source: str = "predictions") -> dict:
+    """QPIC ``VCOCOEvaluator`` (§2.6): per verb class 11-point AP, ``mAP_all``, ``mAP_thesis``.
+
+    ``max_hois``: per-image cap (>= 1); ``source`` names the predictions (a file) in error messages.
+    """
+    if isinstance(max_hois, bool) or not isinstance(max_hois, int) or max_hois < 1:
+        raise HqmError(f"evaluate_vcoco_qpic: max_hois must be a positive integer, got {max_hois!r}")
+    names = {img.file_name: i for i, img in enumerate(gt)}
+    validate_predictions(predictions, source, set(names), NUM_VCOCO_OBJECT_CLASSES, NUM_VCOCO_VERBS)
+    c_img, c_sub, c_obj, c_lab, c_verb, c_score = _qpic_candidates(gt, predictions, correct_mat, max_hois)
     offsets = np.cumsum([0] + [len(img.boxes) for img in gt])
     gt_boxes = np.concatenate([img.boxes for img in gt] + [np.zeros((0, 4))]).astype(np.float32)
     gt_labels = np.concatenate([img.labels for img in gt] + [np.zeros(0, np.int64)])

@@ -164,6 +164,62 @@ def _number(x) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
+@dataclass
+class _PersonAssignment:
+    """Best GT person of every collected detection [D]: ``person`` (its row, 0 where none),
+    ``jmax`` (-1 where none), ``hit`` (IoU >= 0.5), ``ignored`` (a non-V-COCO person: skipped)."""
+
+    person: np.ndarray
+    jmax: np.ndarray
+    hit: np.ndarray
+    ignored: np.ndarray
+
+
+def _assign_persons(gt: VcocoOfficialGT, det_img: np.ndarray, person_box: np.ndarray) -> _PersonAssignment:
+    """First maximum of IoU over the GT persons of each detection's image (action-independent)."""
+    pair_det, pair_person = join_on_key(det_img, gt.person_image)
+    ov = rowwise_iou(gt.person_boxes[pair_person], person_box[pair_det], "voc")
+    jmax = first_best(pair_det, pair_person, ov, np.ones(len(ov), bool), len(det_img))
+    ovmax = np.full(len(det_img), -np.inf, np.float32)
+    np.maximum.at(ovmax, pair_det, ov)
+    # detections in images without GT persons: FP (the reference crashes there)
+    ignored = np.where(jmax >= 0, np.any(gt.actions[jmax] == -1, axis=1), False)
+    hit = (jmax >= 0) & (ovmax >= IOU_THRESHOLD)
+    return _PersonAssignment(np.maximum(jmax, 0), jmax, hit, ignored)
+
+
+def _column_ap(gt: VcocoOfficialGT, match: _PersonAssignment, score: np.ndarray, action: int,
+               role_ok: np.ndarray | None) -> float:
+    """AP of one agent / role column (score [D], NaN = no detection). Detections sharing a best
+    person share an image, so the first OK one per person in the global stable descending order is
+    the first in its image's order (the reference's per-image loop): one sort gives both the TPs
+    and the AP ranking."""
+    idx = np.flatnonzero(~np.isnan(score) & ~match.ignored)  # recorded detections
+    idx = idx[descending_order(score[idx])]
+    ok = match.hit[idx] & (gt.actions[match.person[idx], action] == 1)
+    if role_ok is not None:
+        ok &= role_ok[idx]
+    tp = ok & first_occurrence(np.where(ok, match.jmax[idx], -1))
+    return _official_ap(tp, int((gt.actions[:, action] == 1).sum()))
+
+
+def _role_aps(gt: VcocoOfficialGT, dets: VcocoDetections, keep: np.ndarray, match: _PersonAssignment) -> dict:
+    """Role AP per pair in Scenario 1 and 2: {1: [25 floats], 2: [25 floats]}."""
+    role_score = dets.role_score[keep]
+    aps: dict[int, list[float]] = {1: [], 2: []}
+    for p in range(len(VCOCO_ROLE_PAIRS)):
+        a, slot = int(_PAIR_ACTION[p]), int(_PAIR_ROLE_SLOT[p])
+        gt_role = gt.role_boxes[match.person, a, slot]  # [D, 4]; -1 = role not annotated
+        pred_role = dets.role_box[:, p][keep]  # per pair: never materialise the broadcast [D, 25, 4]
+        no_gt_role = np.all(gt_role == -1, axis=1)
+        role_hit = rowwise_iou(gt_role, pred_role, "voc") >= IOU_THRESHOLD  # NaN box -> False
+        # Scenario 1: an unannotated role needs a "no object" box (all 0 or all NaN); Scenario 2: any
+        empty = np.all(pred_role == 0, axis=1) | np.all(np.isnan(pred_role), axis=1)
+        aps[1].append(_column_ap(gt, match, role_score[:, p], a, np.where(no_gt_role, empty, role_hit)))
+        aps[2].append(_column_ap(gt, match, role_score[:, p], a, no_gt_role | role_hit))
+    return aps
+
+
 def evaluate_vcoco_detections(gt: VcocoOfficialGT, dets: VcocoDetections) -> dict:
     """Official agent AP (26 actions) and role AP (25 pairs, Scenario 1 and 2).
 
@@ -174,46 +230,11 @@ def evaluate_vcoco_detections(gt: VcocoOfficialGT, dets: VcocoDetections) -> dic
     pos = np.minimum(np.searchsorted(gt.image_ids[by_id], dets.image_id), max(len(by_id) - 1, 0))
     keep = (gt.image_ids[by_id][pos] == dets.image_id) if len(by_id) else np.zeros(len(dets.image_id), bool)
     det_img = by_id[pos][keep]  # detections of other images are never collected by vsrl_eval
-    person_box = dets.person_box[keep]
-    # best GT person of every detection (first max of IoU over the image's persons)
-    pair_det, pair_person = join_on_key(det_img, gt.person_image)
-    ov = rowwise_iou(gt.person_boxes[pair_person], person_box[pair_det], "voc")
-    jmax = first_best(pair_det, pair_person, ov, np.ones(len(ov), bool), len(det_img))
-    ovmax = np.full(len(det_img), -np.inf, np.float32)
-    np.maximum.at(ovmax, pair_det, ov)
-    # detections in images without GT persons: FP (the reference crashes there)
-    ignored = np.where(jmax >= 0, np.any(gt.actions[jmax] == -1, axis=1), False)
-    hit = (jmax >= 0) & (ovmax >= IOU_THRESHOLD)
-    npos = (gt.actions == 1).sum(0)
-
-    person = np.maximum(jmax, 0)
-
-    def column_ap(score: np.ndarray, action: int, role_ok: np.ndarray | None) -> float:
-        """One agent / role column. Detections sharing a best person share an image, so the
-        first OK one per person in the global stable descending order is the first in its image's
-        order (the reference's per-image loop): one sort gives both the TPs and the AP ranking."""
-        idx = np.flatnonzero(~np.isnan(score) & ~ignored)  # recorded detections
-        idx = idx[descending_order(score[idx])]
-        ok = hit[idx] & (gt.actions[person[idx], action] == 1)
-        if role_ok is not None:
-            ok &= role_ok[idx]
-        tp = ok & first_occurrence(np.where(ok, jmax[idx], -1))
-        return _official_ap(tp, int(npos[action]))
-
-    agent_score, role_score = dets.agent_score[keep], dets.role_score[keep]
-    agent = np.array([column_ap(agent_score[:, a], a, None) for a in range(NUM_ACTIONS)], np.float32)
+    match = _assign_persons(gt, det_img, dets.person_box[keep])
+    agent_score = dets.agent_score[keep]
+    agent = np.array([_column_ap(gt, match, agent_score[:, a], a, None) for a in range(NUM_ACTIONS)], np.float32)
     result = {"agent_ap": _number(np.nansum(agent) / np.float32(NUM_ACTIONS) * np.float32(100))}
-    aps = {1: [], 2: []}
-    for p in range(len(VCOCO_ROLE_PAIRS)):
-        a, slot = int(_PAIR_ACTION[p]), int(_PAIR_ROLE_SLOT[p])
-        gt_role = gt.role_boxes[person, a, slot]  # [D, 4]; -1 = role not annotated
-        pred_role = dets.role_box[:, p][keep]  # per pair: never materialise the broadcast [D, 25, 4]
-        no_gt_role = np.all(gt_role == -1, axis=1)
-        role_hit = rowwise_iou(gt_role, pred_role, "voc") >= IOU_THRESHOLD  # NaN box -> False
-        # Scenario 1: an unannotated role needs a "no object" box (all 0 or all NaN); Scenario 2: any
-        empty = np.all(pred_role == 0, axis=1) | np.all(np.isnan(pred_role), axis=1)
-        aps[1].append(column_ap(role_score[:, p], a, np.where(no_gt_role, empty, role_hit)))
-        aps[2].append(column_ap(role_score[:, p], a, no_gt_role | role_hit))
+    aps = _role_aps(gt, dets, keep, match)
     reported = np.array([n != "-".join(VCOCO_EXCLUDED_FROM_REPORT) for n in PAIR_NAMES])
     for scenario in (1, 2):
         pair_ap = np.array(aps[scenario], np.float32)
