@@ -72,7 +72,7 @@ CASES = [
     Case("out_is_the_predictions_file", _hico(), (*HICO_ARGS, "--out", "{tmp}/p.json"),
          ("--out", "p.json", "would overwrite the input")),
     Case("out_is_a_ground_truth_file", _hico(), (*HICO_ARGS, "--out", "{tmp}/hico/annotations/test_hico.json"),
-         ("--out", "annotations", "would overwrite the input")),
+         ("--out", "test_hico.json", "lies in the input folder", "annotations")),
     Case("out_is_a_directory", _hico(), (*HICO_ARGS, "--out", "{tmp}/hico"), ("--out", "is a directory")),
     Case("max_hois_zero", _hico(), (*HICO_ARGS, "--out", "{tmp}/m.json", "--max-hois", "0"),
          ("--max-hois 0", "at least 1"), outputs=("m.json",)),

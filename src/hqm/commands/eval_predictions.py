@@ -35,15 +35,15 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _same_or_inside(path: Path, inputs: list[Path], input_dirs: list[Path]) -> Path | None:
-    """The input that writing ``path`` would overwrite (same file, or a file under an input folder)."""
+def _clash(path: Path, inputs: list[Path], input_dirs: list[Path]) -> str | None:
+    """Why writing ``path`` would touch an input (the same file, or a file in an input folder), or None."""
     target = path.resolve()
     for item in inputs:
         if target == item.resolve() or (path.exists() and item.exists() and path.samefile(item)):
-            return item
+            return f"would overwrite the input {item}"
     for folder in input_dirs:
         if folder.is_dir() and target.is_relative_to(folder.resolve()):
-            return folder
+            return f"lies in the input folder {folder}"
     return None
 
 
@@ -59,9 +59,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if Path(args.official_pickle).resolve() == Path(args.out).resolve():
             raise HqmError(f"--official-pickle {args.official_pickle}: the same file as --out")
     for flag, path in outputs:
-        clash = _same_or_inside(path, inputs, input_dirs)
+        clash = _clash(path, inputs, input_dirs)
         if clash is not None:
-            raise HqmError(f"{flag} {path}: would overwrite the input {clash}; write the output elsewhere")
+            raise HqmError(f"{flag} {path}: {clash}; write the output elsewhere")
         if path.is_dir():
             raise HqmError(f"{flag} {path}: is a directory, expected a file name")
         blocker = next((p for p in path.parents if p.exists()), None)
