@@ -123,6 +123,21 @@ def build_vcoco_case(num_images: int = 4946, persons: int = 3, queries: int = 10
 # ---------------------------------------------------------------------------------------------
 
 
+def _peer_iou(a: dict, b: dict) -> float:
+    """The reference's box IoU: 0 across categories, +1 pixel convention, empty if ix1 >= ix2."""
+    if a["category_id"] != b["category_id"]:
+        return 0
+    r1, r2 = a["bbox"], b["bbox"]
+    s1 = (r1[2] - r1[0] + 1) * (r1[3] - r1[1] + 1)
+    s2 = (r2[2] - r2[0] + 1) * (r2[3] - r2[1] + 1)
+    left, right = max(r1[1], r2[1]), min(r1[3], r2[3])
+    top, bottom = max(r1[0], r2[0]), min(r1[2], r2[2])
+    if left >= right or top >= bottom:
+        return 0
+    inter = (right - left + 1) * (bottom - top + 1)
+    return inter / (s1 + s2 - inter)
+
+
 def peer_loop_reference(gt: HicoGroundTruth, preds: list[ImagePrediction], max_hois: int = 100) -> float:
     """QPIC-protocol mAP with per-image Python loops, written after the reference's structure."""
     corre = gt.correct_mat
@@ -135,19 +150,6 @@ def peer_loop_reference(gt: HicoGroundTruth, preds: list[ImagePrediction], max_h
                 gt_triplets.append(t)
             sum_gts[t] += 1
     tp, fp, score = defaultdict(list), defaultdict(list), defaultdict(list)
-
-    def iou(a, b):
-        if a["category_id"] != b["category_id"]:
-            return 0
-        r1, r2 = a["bbox"], b["bbox"]
-        s1 = (r1[2] - r1[0] + 1) * (r1[3] - r1[1] + 1)
-        s2 = (r2[2] - r2[0] + 1) * (r2[3] - r2[1] + 1)
-        left, right = max(r1[1], r2[1]), min(r1[3], r2[3])
-        top, bottom = max(r1[0], r2[0]), min(r1[2], r2[2])
-        if left >= right or top >= bottom:
-            return 0
-        inter = (right - left + 1) * (bottom - top + 1)
-        return inter / (s1 + s2 - inter)
 
     for img in gt.test:
         p = by_name.get(img.file_name)
@@ -170,7 +172,7 @@ def peer_loop_reference(gt: HicoGroundTruth, preds: list[ImagePrediction], max_h
         match, overlaps = defaultdict(list), defaultdict(list)
         for gi, gb in enumerate(gt_boxes):
             for pi, pb in enumerate(pred_boxes):
-                ov = iou(gb, pb)
+                ov = _peer_iou(gb, pb)
                 if ov >= 0.5:
                     match[pi].append(gi)
                     overlaps[pi].append(ov)

@@ -153,6 +153,9 @@ class EvalConfig:
     )
     max_hois: int = 100
     batch_size: int = 4
+    # "all": the published protocols' categories; "dataset": only the HOI categories the dataset's
+    # annotations/corre_hico.npy allows (docs/evaluation.md §1.10)
+    category_scope: Literal["all", "dataset"] = "all"
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from hqm.cli import main
@@ -43,3 +44,32 @@ def test_command_reports_bad_input_in_one_line(hico_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "HICO_test2015_99999999.jpg" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_cap_below_one_is_refused_not_scored_zero(hico_dir, vcoco_dir):
+    from hqm.config import EvalConfig
+    from hqm.errors import HqmError
+    from hqm.evaluation.hico import evaluate_hico, load_hico_ground_truth
+    from hqm.evaluation.predictions import read_predictions
+    from hqm.evaluation.run import evaluate_dataset
+    from hqm.evaluation.vcoco import evaluate_vcoco_qpic
+
+    preds = read_predictions(hico_dir / "predictions_triplets.json", 117)
+    with pytest.raises(HqmError, match="evaluation.max_hois: must be a positive integer, got 0"):
+        evaluate_dataset("hico", hico_dir, preds, EvalConfig(max_hois=0))
+    with pytest.raises(HqmError, match="max_hois_per_image must be a positive integer or None, got -1"):
+        evaluate_hico(load_hico_ground_truth(hico_dir / "annotations"), preds, max_hois_per_image=-1)
+    with pytest.raises(HqmError, match="max_hois must be a positive integer, got 0"):
+        evaluate_vcoco_qpic([], [], np.ones((29, 80)), max_hois=0)
+
+
+def test_errors_name_the_predictions_file(hico_dir, tmp_path, capsys):
+    data = json.loads((hico_dir / "predictions_triplets.json").read_text())
+    data["images"][0]["triplets"][0]["sub_box"] = [50, 50, 10, 10]  # x2 < x1
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(data))
+    rc = main(["eval-predictions", str(path), "--root", str(hico_dir), "--format", "hico",
+               "--out", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and f"{path}: image 'HICO_test2015_00000001.jpg': sub_boxes[0]" in err
+    assert "error: predictions:" not in err and not (tmp_path / "m.json").exists()

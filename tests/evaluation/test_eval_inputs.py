@@ -79,7 +79,7 @@ def test_validation_unknown_image_and_verb_index():
 def test_bad_prediction_file(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"format": "triplets", "images": [{"file_name": "a.jpg", "triplets": [{"sub_box": [0, 0, 1, 1]}]}]}))
-    with pytest.raises(HqmError, match=r"p.json: image 'a.jpg'.*obj_box"):
+    with pytest.raises(HqmError, match=r"p.json: images\[0\].triplets\[0\]: .*missing obj_box.*\(image 'a.jpg'\)"):
         read_predictions(path, 117)
     path.write_text(json.dumps({"format": "other", "images": []}))
     with pytest.raises(HqmError, match="format 'other'"):
@@ -116,3 +116,47 @@ def test_known_objects_and_correct_mat_files(tmp_path):
     np.save(tmp_path / "c.npy", np.ones((3, 80)))
     with pytest.raises(HqmError, match=r"c.npy: shape \(3, 80\)"):
         read_correct_mat(tmp_path / "c.npy", 117)
+
+
+def _triplet(**over):
+    t = {"sub_box": [0, 0, 10, 10], "obj_box": [5, 5, 20, 20], "obj_label": 1, "verb": 2, "score": 0.5}
+    return {**t, **over}
+
+
+@pytest.mark.parametrize("bad, message", [
+    (_triplet(score="x"), r"images\[1\].triplets\[2\].score: expected a number, got 'x' \(image 'b.jpg'\)"),
+    (_triplet(score=None), r"images\[1\].triplets\[2\].score: expected a number, got None"),
+    (_triplet(score=True), r"images\[1\].triplets\[2\].score: expected a number, got True"),
+    (_triplet(sub_box=[0, 0, "a", 3]), r"images\[1\].triplets\[2\].sub_box\[2\]: expected a number, got 'a'"),
+    (_triplet(obj_box=[0, 0, 3]), r"images\[1\].triplets\[2\].obj_box: expected a list of 4, got \[0, 0, 3\]"),
+    (_triplet(obj_box=[0, 0, None, 3]), r"images\[1\].triplets\[2\].obj_box\[2\]: expected a number, got None"),
+    (_triplet(verb="3"), r"images\[1\].triplets\[2\].verb: expected an integer, got '3'"),
+    (_triplet(verb=10**30), r"images\[1\].triplets\[2\].verb: expected an integer, got 1000000"),
+    (_triplet(obj_label=1.0), r"images\[1\].triplets\[2\].obj_label: expected an integer, got 1.0"),
+])  # fmt: skip
+def test_triplet_entries_are_named_by_index(tmp_path, bad, message):
+    images = [{"file_name": "a.jpg", "triplets": [_triplet()]},
+              {"file_name": "b.jpg", "triplets": [_triplet(), _triplet(), bad]}]
+    path = tmp_path / "preds.json"
+    path.write_text(json.dumps({"format": "triplets", "images": images}))
+    with pytest.raises(HqmError, match=r"preds.json: " + message):
+        read_predictions(path, 117)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("verb_scores", [[0.1, "x", 0.3], [0.1, 0.2, 0.3]], r"verb_scores\[0\]\[1\]: expected a number, got 'x'"),
+    ("verb_scores", [[0.1, 0.2], [0.1, 0.2, 0.3]], r"verb_scores\[0\]: expected a list of 3, got \[0.1, 0.2\]"),
+    ("verb_scores", 5, r"verb_scores: expected a list, got 5"),
+    ("boxes", [[0, 0, 5, 5], [0, 0, 5, 5], [0, 0, 5, 5], [1, 1, "b", 9]], r"boxes\[3\]\[2\]: expected a number"),
+    ("labels", [0, 0, "car", 3], r"labels\[2\]: expected a number, got 'car'"),
+    ("labels", [0, 0, 2.5, 3], r"labels\[2\]: expected an integer, got 2.5"),
+    ("sub_ids", [0, "1"], r"sub_ids\[1\]: expected a number, got '1'"),
+    ("obj_ids", [2, 7], r"obj_ids\[1\]: 7 is outside 0..3"),
+])  # fmt: skip
+def test_qpic_entries_are_named_by_index(tmp_path, field, value, message):
+    entry = {"file_name": "a.jpg", "boxes": [[0, 0, 5, 5]] * 4, "labels": [0, 0, 2, 3],
+             "verb_scores": [[0.1, 0.2, 0.3]] * 2, "sub_ids": [0, 1], "obj_ids": [2, 3], field: value}
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({"format": "qpic_postprocess", "images": [entry]}))
+    with pytest.raises(HqmError, match=r"q.json: images\[0\]." + message):
+        read_predictions(path, 3)

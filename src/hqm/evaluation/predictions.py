@@ -79,32 +79,46 @@ def validate_predictions(predictions: list[ImagePrediction], source: str, known_
                 or (triplets and pred.verbs.shape != (n,))):  # fmt: skip
             shapes = {f: getattr(getattr(pred, f), "shape", None) for f in ("sub_boxes", "obj_boxes", "verb_scores", "verbs")}
             raise HqmError(f"{source}: image {name!r}: inconsistent shapes {shapes} for {n} rows and {num_verbs} verbs")
-    if not predictions:
-        return
-    sizes = np.array([len(p) for p in predictions])
-    row_image = np.repeat(np.arange(len(predictions)), sizes)
+    if predictions:
+        _check_values(predictions, source, num_obj_labels, num_verbs)
 
-    def fail(bad: np.ndarray, message) -> None:
-        if bad.any():
-            k = int(np.argmax(bad))
-            image = int(row_image[k])
-            row = k - int(sizes[:image].sum())
-            raise HqmError(f"{source}: image {predictions[image].file_name!r}: {message(row, k)}")
+
+def _check_values(predictions: list[ImagePrediction], source: str, num_obj_labels: int, num_verbs: int) -> None:
+    """Boxes, labels, verbs and scores of all images at once; the first bad row is named."""
+    sizes = np.array([len(p) for p in predictions])
 
     for field in ("sub_boxes", "obj_boxes"):
         boxes = np.concatenate([getattr(p, field) for p in predictions])
         bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-        fail(bad, lambda r, k, f=field, b=boxes: f"{f}[{r}] = {b[k].tolist()} is not finite or has x2<x1 / y2<y1")
+        if (hit := _first_bad_row(bad, sizes, predictions, source)) is not None:
+            prefix, row, k = hit
+            raise HqmError(f"{prefix}{field}[{row}] = {boxes[k].tolist()} is not finite or has x2<x1 / y2<y1")
     labels = np.concatenate([p.obj_labels for p in predictions])
-    fail((labels < 0) | (labels >= num_obj_labels),
-         lambda r, k: f"obj_labels[{r}] = {labels[k]} is outside 0..{num_obj_labels - 1}")
-    trip = [p for p in predictions if p.verbs is not None]
-    if trip:
+    if (hit := _first_bad_row((labels < 0) | (labels >= num_obj_labels), sizes, predictions, source)) is not None:
+        prefix, row, k = hit
+        raise HqmError(f"{prefix}obj_labels[{row}] = {labels[k]} is outside 0..{num_obj_labels - 1}")
+    if any(p.verbs is not None for p in predictions):
         verbs = np.concatenate([p.verbs if p.verbs is not None else np.zeros(len(p), np.int64) for p in predictions])
-        fail((verbs < 0) | (verbs >= num_verbs), lambda r, k: f"verb[{r}] = {verbs[k]} is outside 0..{num_verbs - 1}")
+        if (hit := _first_bad_row((verbs < 0) | (verbs >= num_verbs), sizes, predictions, source)) is not None:
+            prefix, row, k = hit
+            raise HqmError(f"{prefix}verb[{row}] = {verbs[k]} is outside 0..{num_verbs - 1}")
     finite = np.concatenate([np.isfinite(p.verb_scores) if p.verb_scores.ndim == 1
                              else np.isfinite(p.verb_scores).all(1) for p in predictions])
-    fail(~finite, lambda r, k: f"score of row {r} is NaN or infinite")
+    if (hit := _first_bad_row(~finite, sizes, predictions, source)) is not None:
+        prefix, row, _ = hit
+        raise HqmError(f"{prefix}score of row {row} is NaN or infinite")
+
+
+def _first_bad_row(bad: np.ndarray, sizes: np.ndarray, predictions: list[ImagePrediction],
+                   source: str) -> tuple[str, int, int] | None:
+    """For the first True of ``bad`` (over the concatenated rows of all images): the message prefix
+    naming the file and image, the row within the image and the position k in the concatenation."""
+    if not bad.any():
+        return None
+    k = int(np.argmax(bad))
+    image = int(np.searchsorted(np.cumsum(sizes), k, side="right"))
+    row = k - int(sizes[:image].sum())
+    return f"{source}: image {predictions[image].file_name!r}: ", row, k
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,56 +126,139 @@ def validate_predictions(predictions: list[ImagePrediction], source: str, known_
 # ---------------------------------------------------------------------------------------------
 
 
+_NUMBER_TYPES = (int, float)  # exact types: JSON true / false are not numbers here
+_INT64 = 2**63
+
+
+def _short(value: object) -> str:
+    """``repr`` of an offending JSON value, cut to one short line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _first_bad(value: object, shape_tail: tuple[int, ...]) -> tuple[str, str] | None:
+    """(index suffix, problem) of the first entry of a nested list that is not a number or has the
+    wrong length, e.g. ``("[3][1]", "expected a number, got 'x'")``; None if all are fine."""
+    if not shape_tail:
+        if type(value) in _NUMBER_TYPES:
+            return None
+        return "", f"expected a number, got {_short(value)}"
+    if not isinstance(value, list) or (shape_tail[0] >= 0 and len(value) != shape_tail[0]):
+        size = "a list" if shape_tail[0] < 0 else f"a list of {shape_tail[0]}"
+        return "", f"expected {size}, got {_short(value)}"
+    for k, item in enumerate(value):
+        bad = _first_bad(item, shape_tail[1:])
+        if bad is not None:
+            return f"[{k}]{bad[0]}", bad[1]
+    return None
+
+
 def _array(where: str, field: str, value: object, dtype, shape_tail: tuple[int, ...]) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64 if dtype == np.float32 else dtype)
-    except (TypeError, ValueError):
-        raise HqmError(f"{where}: {field} is not a numeric array") from None
-    if arr.size == 0:
+    """``value`` (a JSON list, rows of ``shape_tail``) as an array [n, *shape_tail] of ``dtype``.
+
+    The fast path is one ``np.asarray``; on failure, or where NaN may hide a ``null``, the first
+    offending entry is located and named (``where.field[k][j]: expected a number, got 'x'``).
+    """
+    try:  # without a dtype, so that numeric strings ("1") are not converted
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        arr = None
+    if arr is not None and arr.dtype.kind not in "iuf":  # strings, null, objects, booleans
+        arr = None if arr.size else arr.astype(np.float64)
+    if arr is not None and arr.shape == (0,):  # an empty list
         arr = arr.reshape((0, *shape_tail))
-    if arr.shape[1:] != shape_tail:
-        raise HqmError(f"{where}: {field} has shape {arr.shape}, expected (n, {', '.join(map(str, shape_tail))})")
-    return arr.astype(dtype)  # float64 -> float32, as the reference does
+    if arr is None or arr.shape[1:] != shape_tail or arr.ndim != 1 + len(shape_tail) or (
+            arr.dtype.kind == "f" and np.isnan(arr).any()):
+        bad = _first_bad(value, (-1, *shape_tail))
+        if bad is not None:
+            raise HqmError(f"{where}.{field}{bad[0]}: {bad[1]}")
+        if arr is None:
+            raise HqmError(f"{where}.{field}: not an array of numbers that fit {np.dtype(dtype).name}")
+    return arr.astype(np.float64).astype(dtype)  # via float64 (JSON numbers), as the reference does
+
+
+def _integers(where: str, field: str, value: object) -> np.ndarray:
+    """A JSON list of integers (floats with an integral value allowed, as numpy writes labels) -> int64 [n]."""
+    values = _array(where, field, [] if value is None else value, np.float64, ())
+    if np.any(values != np.round(values)) or np.any(np.abs(values) >= _INT64):
+        k = int(np.argmax((values != np.round(values)) | (np.abs(values) >= _INT64)))
+        raise HqmError(f"{where}.{field}[{k}]: expected an integer, got {_short(value[k])}")
+    return values.astype(np.int64)
 
 
 def _read_qpic_image(where: str, entry: dict, num_verbs: int) -> ImagePrediction:
     boxes = _array(where, "boxes", entry.get("boxes"), np.float32, (4,))
-    labels = np.asarray(entry.get("labels"), dtype=np.float64).reshape(-1)
+    labels = _integers(where, "labels", entry.get("labels"))
     scores = _array(where, "verb_scores", entry.get("verb_scores"), np.float32, (num_verbs,))
-    sub_ids = np.asarray(entry.get("sub_ids", []), dtype=np.int64).reshape(-1)
-    obj_ids = np.asarray(entry.get("obj_ids", []), dtype=np.int64).reshape(-1)
+    sub_ids = _integers(where, "sub_ids", entry.get("sub_ids", []))
+    obj_ids = _integers(where, "obj_ids", entry.get("obj_ids", []))
     n = len(scores)
     if len(sub_ids) != n or len(obj_ids) != n or len(labels) != len(boxes):
         raise HqmError(f"{where}: sub_ids / obj_ids / labels do not match verb_scores ({n} rows) and boxes")
     for field, ids in (("sub_ids", sub_ids), ("obj_ids", obj_ids)):
         if n and (ids.min() < 0 or ids.max() >= len(boxes)):
-            raise HqmError(f"{where}: {field} index outside 0..{len(boxes) - 1}")
-    if np.any(labels != np.round(labels)):
-        raise HqmError(f"{where}: labels must be integers")
-    return ImagePrediction(entry["file_name"], boxes[sub_ids], boxes[obj_ids],
-                           labels.astype(np.int64)[obj_ids], scores)
+            k = int(np.argmax((ids < 0) | (ids >= len(boxes))))
+            raise HqmError(f"{where}.{field}[{k}]: {ids[k]} is outside 0..{len(boxes) - 1}")
+    return ImagePrediction(entry["file_name"], boxes[sub_ids], boxes[obj_ids], labels[obj_ids], scores)
+
+
+_TRIPLET_KEYS = ("sub_box", "obj_box", "obj_label", "verb", "score")
+
+
+def _triplet_columns(where: str, trips: list) -> dict[str, list]:
+    """Per-key columns of a triplets list; a missing key or a non-integer label / verb is named.
+
+    The checks run at C speed (``set(map(type, ...))``); entries are located one by one only on failure.
+    """
+    try:
+        cols = {key: [t[key] for t in trips] for key in _TRIPLET_KEYS}
+    except (KeyError, TypeError):
+        for k, t in enumerate(trips):
+            missing = [key for key in _TRIPLET_KEYS if not isinstance(t, dict) or key not in t]
+            if missing:
+                raise HqmError(f"{where}.triplets[{k}]: expected an object with {', '.join(_TRIPLET_KEYS)} "
+                               f"(missing {', '.join(missing)})") from None
+        raise
+    for field, allowed, what in (("obj_label", {int}, "an integer"), ("verb", {int}, "an integer"),
+                                 ("score", set(_NUMBER_TYPES), "a number")):
+        values = cols[field]
+        if not set(map(type, values)) <= allowed:
+            k = next(k for k, v in enumerate(values) if type(v) not in allowed)
+            raise HqmError(f"{where}.triplets[{k}].{field}: expected {what}, got {_short(values[k])}")
+    return cols
+
+
+def _int64(where: str, field: str, values: list[int]) -> np.ndarray:
+    """Python ints -> int64 [n]; one outside the int64 range is named."""
+    try:
+        return np.asarray(values, np.int64).reshape(-1)
+    except OverflowError:
+        k = next(k for k, v in enumerate(values) if not -_INT64 <= v < _INT64)
+        raise HqmError(f"{where}.triplets[{k}].{field}: expected an integer, got {_short(values[k])}") from None
+
+
+def _triplet_boxes(where: str, field: str, values: list) -> np.ndarray:
+    """Boxes of one key of every triplet -> float32 [n, 4]; errors name ``triplets[k].field[j]``."""
+    try:
+        return _array(where, field, values, np.float32, (4,))
+    except HqmError:  # re-locate per triplet for the message
+        for k, v in enumerate(values):
+            bad = _first_bad(v, (4,))
+            if bad is not None:
+                raise HqmError(f"{where}.triplets[{k}].{field}{bad[0]}: {bad[1]}") from None
+        raise
 
 
 def _read_triplet_image(where: str, entry: dict) -> ImagePrediction:
     trips = entry.get("triplets")
     if not isinstance(trips, list):
-        raise HqmError(f"{where}: 'triplets' must be a list")
-    try:
-        sub = [t["sub_box"] for t in trips]
-        obj = [t["obj_box"] for t in trips]
-        lab = [t["obj_label"] for t in trips]
-        verb = [t["verb"] for t in trips]
-        score = [t["score"] for t in trips]
-    except (KeyError, TypeError) as exc:
-        raise HqmError(f"{where}: every triplet needs sub_box, obj_box, obj_label, verb, score ({exc})") from None
-    for field, values in (("obj_label", lab), ("verb", verb)):
-        for k, v in enumerate(values):
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise HqmError(f"{where}: triplets[{k}].{field} = {v!r} is not an integer")
+        raise HqmError(f"{where}.triplets: expected a list, got {_short(trips)}")
+    cols = _triplet_columns(where, trips)
     return ImagePrediction(
-        entry["file_name"], _array(where, "sub_box", sub, np.float32, (4,)),
-        _array(where, "obj_box", obj, np.float32, (4,)), np.asarray(lab, np.int64).reshape(-1),
-        _array(where, "score", score, np.float32, ()).reshape(-1), np.asarray(verb, np.int64).reshape(-1),
+        entry["file_name"], _triplet_boxes(where, "sub_box", cols["sub_box"]),
+        _triplet_boxes(where, "obj_box", cols["obj_box"]), _int64(where, "obj_label", cols["obj_label"]),
+        np.asarray(cols["score"], np.float64).astype(np.float32).reshape(-1),
+        _int64(where, "verb", cols["verb"]),
     )  # fmt: skip
 
 
@@ -169,6 +266,8 @@ def read_predictions(path: str | Path, num_verbs: int) -> list[ImagePrediction]:
     """Read a ``qpic_postprocess`` or ``triplets`` predictions file (``.json`` or ``.json.gz``).
 
     Only the structure is checked here; :func:`validate_predictions` checks values and images.
+    Errors name the file and the entry, e.g. ``p.json: images[3].triplets[7].score: expected a
+    number, got 'x'``.
     """
     path = Path(path)
     data = read_json(path)
@@ -178,16 +277,19 @@ def read_predictions(path: str | Path, num_verbs: int) -> list[ImagePrediction]:
     if layout not in ("qpic_postprocess", "triplets"):
         raise HqmError(f"{path}: format {layout!r} is not 'qpic_postprocess' or 'triplets'")
     if layout == "qpic_postprocess" and data.get("num_verb_classes", num_verbs) != num_verbs:
-        raise HqmError(f"{path}: num_verb_classes is {data['num_verb_classes']}, the dataset has {num_verbs}")
+        raise HqmError(f"{path}: num_verb_classes is {data['num_verb_classes']!r}, the dataset has {num_verbs}")
     out = []
     for i, entry in enumerate(data["images"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
             raise HqmError(f"{path}: images[{i}]: expected an object with a string 'file_name'")
-        where = f"{path}: image {entry['file_name']!r}"
-        if layout == "qpic_postprocess":
-            out.append(_read_qpic_image(where, entry, num_verbs))
-        else:
-            out.append(_read_triplet_image(where, entry))
+        where = f"{path}: images[{i}]"
+        try:
+            if layout == "qpic_postprocess":
+                out.append(_read_qpic_image(where, entry, num_verbs))
+            else:
+                out.append(_read_triplet_image(where, entry))
+        except HqmError as exc:
+            raise HqmError(f"{exc} (image {entry['file_name']!r})") from None
     return out
 
 
