@@ -72,11 +72,13 @@ def test_fresh_heads_use_the_upstream_hqm_initialisation():
     assert hqm.query_embed_sp.layers[0].weight.abs().max() <= 12**-0.5  # Linear default, fan_in 12
 
 
-def test_aux_loss_off_and_unknown_options_are_rejected():
+def test_aux_loss_off_and_unknown_names_are_rejected():
     with pytest.raises(HqmError, match="aux_loss"):
         _tiny(aux_loss=False)
-    with pytest.raises(HqmError, match="queries"):
-        _tiny(hard=HardQueryConfig(amm=AMMConfig(queries="positives")))
+    with pytest.raises(HqmError, match="unknown method 'detr'"):
+        _tiny("detr")
+    with pytest.raises(HqmError, match="unknown stream 'xyz'"):
+        _tiny()(*_batch()[:2], targets=_batch()[2], hard_stream="xyz")
 
 
 def test_inference_equals_qpic_with_the_same_weights():
@@ -178,7 +180,7 @@ def test_gbs_losses_supervise_query_k_with_pair_k_only():
 
 
 def test_amm_losses_use_the_learnable_per_layer_matching_and_no_no_object_term():
-    criterion = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4)
+    criterion = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4, dec_layers=3)
     _, _, targets = _batch(pairs=(2, 1))
     place = {0: torch.tensor([5, 1]), 1: torch.tensor([6])}
     learn = _outputs_like(targets, 8, lambda b: place[b])
@@ -198,10 +200,10 @@ def test_amm_losses_use_the_learnable_per_layer_matching_and_no_no_object_term()
 
 
 def test_weight_dict_scales_hard_terms():
-    weights = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4).weight_dict
+    weights = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4, dec_layers=6).weight_dict
     assert weights["loss_sub_bbox"] == 2.5 and weights["gbs_loss_sub_bbox"] == pytest.approx(2.0)
     assert weights["amm_loss_obj_ce_0"] == pytest.approx(0.8) and weights["gbs_loss_obj_giou_4"] == pytest.approx(0.8)
-    alone = build_criterion(LossConfig(), "gbs", HardQueryConfig(loss_weight=1.0), 5, 4).weight_dict
+    alone = build_criterion(LossConfig(), "gbs", HardQueryConfig(loss_weight=1.0), 5, 4, dec_layers=6).weight_dict
     assert alone["gbs_loss_verb_ce"] == 1.0
 
 
@@ -211,7 +213,7 @@ def test_tiny_model_trains_and_loss_falls(method):
 
     hard = HardQueryConfig(amm=AMMConfig(top_k=6), loss_weight=0.8 if method == "hqm" else 1.0)
     model = _tiny(method, hard=hard).train()
-    criterion = build_criterion(LossConfig(), method, hard, 5, 4)
+    criterion = build_criterion(LossConfig(), method, hard, 5, 4, dec_layers=TINY["dec_layers"])
     schedule = HardStreamSchedule(method, "strict", seed=0)
     images, mask, targets = _batch(pairs=(2, 3))
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
