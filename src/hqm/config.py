@@ -25,9 +25,6 @@ from hqm.methods import METHOD_NAMES, get_method
 VARIANTS = METHOD_NAMES  # the default variant list: one variant per registered method
 _load_yaml = load_yaml  # the name the drivers import
 
-__all__ = ["deep_merge", "from_dict", "to_dict", "load_params", "resolve_run", "save_run_config",
-           "load_run_config", "VARIANTS"]
-
 
 # ---------------------------------------------------------------------------------------------
 # Sections
