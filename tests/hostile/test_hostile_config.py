@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from hostile_harness import Case, check_case, parametrize
 
-from hqm.config import Params, deep_merge, resolve_run, to_dict
+from hqm.config import Params, deep_merge, load_params, resolve_run, to_dict
 
 # A complete params file: every entry written out, a tiny model, one synthetic dataset.
 PARAMS = deep_merge(to_dict(Params()), {
@@ -41,8 +41,6 @@ def _params(data: dict):
 
 def _run_config(patch: dict | None = None, drop: str | None = None):
     def setup(tmp: Path) -> None:
-        from hqm.config import load_params
-
         data = to_dict(resolve_run(load_params(PARAMS), "toy", "hqm", 1))
         data = deep_merge(data, patch or {})
         if drop:
