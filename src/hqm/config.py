@@ -255,9 +255,6 @@ class RunConfig:
 # Loading and resolving
 # ---------------------------------------------------------------------------------------------
 
-RUN_SECTIONS = ("model", "loss", "augment", "train", "evaluation")  # what a run reads of params
-
-
 def load_params(path: str | Path | dict, overlays: list[str | Path] = ()) -> Params:
     """Read ``params.yaml`` (or an already loaded mapping) plus overlays, validated.
 
@@ -282,21 +279,20 @@ def load_params(path: str | Path | dict, overlays: list[str | Path] = ()) -> Par
     return params
 
 
-def _check_run_keys_written(params: Params, dataset: str, method: str) -> None:
-    """A key the run reads that its params left out is an error, not a built-in default.
+def _check_run_keys_written(params: Params, method: str) -> None:
+    """A key left out of the params is an error, not a built-in default.
 
     Sections absent as a whole are the caller's selection (``hqm resolve-config`` receives only
-    the entries a run depends on); a key left out *inside* a section the run reads is not.
+    the entries a run depends on, and of ``hard_queries`` only those its method reads); a key
+    left out *inside* a section it received is not.
     """
     hard_keys = get_method(method).hard_query_keys
     for key in missing_keys(params):
         parts = key.split(".")
-        if len(parts) < 2:
+        if len(parts) < 2 or (parts[0] == "hard_queries" and parts[1] not in hard_keys):
             continue
-        if (parts[0] in RUN_SECTIONS or (parts[0] == "datasets" and parts[1] == dataset)
-                or (parts[0] == "hard_queries" and parts[1] in hard_keys)):
-            raise HqmError(f"{source_of(params)}: {key}: missing (every entry must be written out; "
-                           "there is no built-in default)")
+        raise HqmError(f"{source_of(params)}: {key}: missing (every entry must be written out; "
+                       "there is no built-in default)")
 
 
 def _variant_sections(params: Params, variant: str) -> tuple[ModelConfig, TrainConfig, HardQueryConfig]:
@@ -324,7 +320,7 @@ def resolve_run(params: Params, dataset: str | None, variant: str, seed: int, ch
     if dataset not in params.datasets:
         raise HqmError(f"{source}: unknown dataset '{dataset}' (defined: {', '.join(params.datasets)})")
     method = params.variants[variant].method
-    _check_run_keys_written(params, dataset, method)
+    _check_run_keys_written(params, method)
     return RunConfig(
         dataset_name=dataset,
         dataset=copy.deepcopy(params.datasets[dataset]),
