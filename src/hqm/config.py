@@ -255,6 +255,7 @@ class RunConfig:
 # Loading and resolving
 # ---------------------------------------------------------------------------------------------
 
+
 def load_params(path: str | Path | dict, overlays: list[str | Path] = ()) -> Params:
     """Read ``params.yaml`` (or an already loaded mapping) plus overlays, validated.
 
@@ -303,7 +304,7 @@ def _variant_sections(params: Params, variant: str) -> tuple[ModelConfig, TrainC
     train = from_dict(TrainConfig, deep_merge(to_dict(params.train), v.train), source, f"{where}.train")
     hard = from_dict(HardQueryConfig, deep_merge(to_dict(params.hard_queries), v.hard_queries), source,
                      f"{where}.hard_queries")
-    if v.method != "qpic" and not model.aux_loss:
+    if get_method(v.method).streams and not model.aux_loss:
         raise HqmError(f"{source}: {where}: method '{v.method}' needs model.aux_loss: true "
                        "(hard queries are built per decoder layer)")
     return model, train, hard
@@ -314,13 +315,14 @@ def resolve_run(params: Params, dataset: str | None, variant: str, seed: int, ch
     source = source_of(params)
     if variant not in params.variants:
         raise HqmError(f"{source}: unknown variant '{variant}' (defined: {', '.join(params.variants)})")
+    method = params.variants[variant].method
+    if not check_only:
+        _check_run_keys_written(params, method)
     model, train, hard = _variant_sections(params, variant)
     if check_only:
         return None
     if dataset not in params.datasets:
         raise HqmError(f"{source}: unknown dataset '{dataset}' (defined: {', '.join(params.datasets)})")
-    method = params.variants[variant].method
-    _check_run_keys_written(params, method)
     return RunConfig(
         dataset_name=dataset,
         dataset=copy.deepcopy(params.datasets[dataset]),
