@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -171,6 +172,15 @@ def test_methods_have_one_source():
     assert VARIANTS == METHOD_NAMES
     schema = yaml.safe_load((REPO / "workflow/schemas/params.schema.yaml").read_text())
     assert tuple(schema["definitions"]["method"]["enum"]) == METHOD_NAMES
+
+
+@pytest.mark.parametrize("patch", [{"train": {"epochs": 0}}, {"model": {"dropout": 1.0}}, {"augment": {"scales": []}},
+                                   {"hard_queries": {"amm": {"top_k": 0}}}, {"evaluation": {"batch_size": 0}}])
+def test_the_schema_checks_the_same_ranges(patch):
+    schema = yaml.safe_load((REPO / "workflow/schemas/params.schema.yaml").read_text())
+    jsonschema.validate(BASE, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(deep_merge(BASE, patch), schema)
 
 
 def test_repository_params_are_complete_and_carry_the_per_variant_settings():
