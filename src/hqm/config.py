@@ -1,28 +1,29 @@
 """``params.yaml`` -> typed, validated configuration objects.
 
 ``params.yaml`` is the single source of truth. Its top-level sections map onto the dataclasses
-below; an unknown key or a value of the wrong type is an error naming the file and the key path.
-A training run is described by a :class:`RunConfig`, resolved once from the params for one
-(dataset, variant, seed); the run writes it beside its results (``config.yaml``) and every stage
-reads that resolved file, never ``params.yaml`` again.
+below; an unknown key, a value of the wrong type or out of range, or a left-out key is an error
+naming the file and the key path (checks in :mod:`hqm.config_checks`). Overlays (``--overlay``,
+``config/paper.yaml``) merge over it and may leave keys out. A training run is described by a
+:class:`RunConfig`, resolved once from the params for one (dataset, variant, seed); the run writes
+it beside its results and every stage reads that resolved file, never ``params.yaml`` again.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from hqm.config_checks import deep_merge, from_dict, load_yaml, missing_keys, source_of, to_dict
 from hqm.errors import HqmError
 from hqm.io import atomic_write
+from hqm.methods import METHOD_NAMES, get_method
 
-VARIANTS = ("qpic", "gbs", "amm", "hqm")
+VARIANTS = METHOD_NAMES  # the default variant list: one variant per registered method
+_load_yaml = load_yaml  # the name the drivers import
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,8 +94,8 @@ class AMMConfig:
     top_k: int = 100
     mask_ratio: float = 0.4
     rank_sharing: Literal["layer", "row"] = "layer"  # "row" = per-row ranks (paper reading)
-    apply_decoder_norm: bool = False  # upstream skips decoder.norm on AMM predictions
-    queries: Literal["all", "positives"] = "all"
+    # HQM's combined model skips decoder.norm on the AMM stream; its standalone AMM model applies it
+    apply_decoder_norm: bool = False
 
 
 @dataclass
@@ -165,7 +166,6 @@ class DatasetConfig:
     format: Literal["hico", "vcoco"]
     root: str
     source: Literal["synthetic", "hico_det", "vcoco"] = "synthetic"
-    dataset_kw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -201,7 +201,6 @@ class ArtefactConfig:
     gdrive_id: str | None = None  # a Drive file id (older params files); tried after ``sources``
     extract_to: str | None = None  # unpack archives here (relative to the data dir)
     strip_top_folder: bool = False  # unpack the archive's single top folder's content (GitHub archives)
-    size: int | None = None
     # What the file must be before it is pinned: auto = from the file name (.zip/.tar* list,
     # .pth loads as a state dict, .json parses, .pickle/.mat magic), or one kind, or none.
     content: Literal["auto", "archive", "state_dict", "json", "pickle", "mat", "none"] = "auto"
@@ -210,9 +209,9 @@ class ArtefactConfig:
 
 @dataclass
 class VariantConfig:
-    """A training variant: which method plus its own overrides of train/hard-query settings."""
+    """A training variant: which method (a name of ``hqm.methods``) plus its own overrides."""
 
-    method: Literal["qpic", "gbs", "amm", "hqm"]
+    method: str
     train: dict[str, Any] = field(default_factory=dict)
     hard_queries: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
@@ -257,7 +256,7 @@ class RunConfig:
     dataset_name: str
     dataset: DatasetConfig
     variant: str
-    method: Literal["qpic", "gbs", "amm", "hqm"]
+    method: str  # a name of hqm.methods (checked on loading)
     seed: int
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -268,122 +267,23 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Generic dict <-> dataclass with validation
+# Loading and resolving
 # ---------------------------------------------------------------------------------------------
 
 
-def _check(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise HqmError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return _build(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check(value, arg, where)
-            except HqmError as exc:
-                errors.append(str(exc))
-        raise HqmError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise HqmError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise HqmError(f"{where}: expected a list, got {type(value).__name__}")
-        return [_check(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise HqmError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return {str(k): _check(v, args[1], f"{where}.{k}") for k, v in value.items()}
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise HqmError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise HqmError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise HqmError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise HqmError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {tp} at {where}")
-
-
-def _build(cls: type, data: dict, where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise HqmError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(fields)})")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _check(data[name], hints[name], f"{where}.{name}" if where else name)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise HqmError(f"{where}: missing required key '{name}'")
-    return cls(**kwargs)
-
-
-def from_dict(cls: type, data: dict, source: str = "<config>") -> Any:
-    """Build dataclass ``cls`` from ``data``; errors read ``<source>: <key.path>: <problem>``."""
-    try:
-        return _build(cls, data or {}, "")
-    except HqmError as exc:
-        raise HqmError(f"{source}: {str(exc).lstrip(': ')}") from None
-
-
-def to_dict(obj: Any) -> Any:
-    """Plain-Python (YAML/JSON-ready) form of a config object."""
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else copy.deepcopy(obj)
-
-
-def _load_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise HqmError(f"{path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except yaml.YAMLError as exc:
-        raise HqmError(f"{path}: malformed YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise HqmError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """Recursive dict merge; ``override`` wins, lists are replaced, not concatenated."""
-    out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def load_params(path: str | Path | dict, overlays: list[str | Path] = ()) -> Params:
-    """Read ``params.yaml`` (or an already loaded mapping) plus overlays, validated."""
-    data = path if isinstance(path, dict) else _load_yaml(path)
+    """Read ``params.yaml`` (or an already loaded mapping) plus overlays, validated.
+
+    The params themselves must write every entry out; overlays merge over them and may not.
+    """
+    data = path if isinstance(path, dict) else load_yaml(path)
     source = "<params>" if isinstance(path, dict) else str(path)
+    if overlays:
+        from_dict(Params, data, source, complete=True)
     for overlay in overlays:
-        data = deep_merge(data, _load_yaml(overlay))
+        data = deep_merge(data, load_yaml(overlay))
         source = f"{source}+{overlay}"
-    params = from_dict(Params, data, source)
+    params = from_dict(Params, data, source, complete=True)
     for name in params.variants:
         resolve_run(params, None, name, 0, check_only=True)
     for name in params.experiment.variants:
@@ -395,28 +295,54 @@ def load_params(path: str | Path | dict, overlays: list[str | Path] = ()) -> Par
     return params
 
 
+def _check_run_keys_written(params: Params, method: str) -> None:
+    """A key left out of the params is an error, not a built-in default.
+
+    Sections absent as a whole are the caller's selection (``hqm resolve-config`` receives only
+    the entries a run depends on, and of ``hard_queries`` only those its method reads); a key
+    left out *inside* a section it received is not.
+    """
+    hard_keys = get_method(method).hard_query_keys
+    for key in missing_keys(params):
+        parts = key.split(".")
+        if len(parts) < 2 or (parts[0] == "hard_queries" and parts[1] not in hard_keys):
+            continue
+        raise HqmError(f"{source_of(params)}: {key}: missing (every entry must be written out; "
+                       "there is no built-in default)")
+
+
+def _variant_sections(params: Params, variant: str) -> tuple[ModelConfig, TrainConfig, HardQueryConfig]:
+    """The global model / train / hard_queries sections with the variant's overrides merged in."""
+    v = params.variants[variant]
+    source, where = source_of(params), f"variants.{variant}"
+    model = from_dict(ModelConfig, deep_merge(to_dict(params.model), v.model), source, f"{where}.model")
+    train = from_dict(TrainConfig, deep_merge(to_dict(params.train), v.train), source, f"{where}.train")
+    hard = from_dict(HardQueryConfig, deep_merge(to_dict(params.hard_queries), v.hard_queries), source,
+                     f"{where}.hard_queries")
+    if get_method(v.method).streams and not model.aux_loss:
+        raise HqmError(f"{source}: {where}: method '{v.method}' needs model.aux_loss: true "
+                       "(hard queries are built per decoder layer)")
+    return model, train, hard
+
+
 def resolve_run(params: Params, dataset: str | None, variant: str, seed: int, check_only: bool = False):
     """Merge global sections with the variant's overrides into one :class:`RunConfig`."""
+    source = source_of(params)
     if variant not in params.variants:
-        raise HqmError(f"params: unknown variant '{variant}' (defined: {', '.join(params.variants)})")
-    v = params.variants[variant]
-    where = f"params: variants.{variant}"
-    model = from_dict(ModelConfig, deep_merge(to_dict(params.model), v.model), f"{where}.model")
-    train = from_dict(TrainConfig, deep_merge(to_dict(params.train), v.train), f"{where}.train")
-    hard = from_dict(
-        HardQueryConfig, deep_merge(to_dict(params.hard_queries), v.hard_queries), f"{where}.hard_queries"
-    )
-    if v.method != "qpic" and not model.aux_loss:
-        raise HqmError(f"{where}: method '{v.method}' needs model.aux_loss: true (hard queries are built per decoder layer)")
+        raise HqmError(f"{source}: unknown variant '{variant}' (defined: {', '.join(params.variants)})")
+    method = params.variants[variant].method
+    if not check_only:
+        _check_run_keys_written(params, method)
+    model, train, hard = _variant_sections(params, variant)
     if check_only:
         return None
     if dataset not in params.datasets:
-        raise HqmError(f"params: unknown dataset '{dataset}' (defined: {', '.join(params.datasets)})")
+        raise HqmError(f"{source}: unknown dataset '{dataset}' (defined: {', '.join(params.datasets)})")
     return RunConfig(
         dataset_name=dataset,
         dataset=copy.deepcopy(params.datasets[dataset]),
         variant=variant,
-        method=v.method,
+        method=method,
         seed=seed,
         model=model,
         loss=copy.deepcopy(params.loss),
@@ -434,5 +360,5 @@ def save_run_config(cfg: RunConfig, path: str | Path) -> None:
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    """Read a resolved run configuration written by :func:`save_run_config`."""
-    return from_dict(RunConfig, _load_yaml(path), str(path))
+    """Read a resolved run configuration written by :func:`save_run_config` (every key written out)."""
+    return from_dict(RunConfig, load_yaml(path), str(path), complete=True)

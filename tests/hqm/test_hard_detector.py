@@ -13,6 +13,7 @@ from hqm.errors import HqmError
 from hqm.models.build import build_criterion, build_detector
 from hqm.models.hard_losses import gbs_indices, hard_layer_losses
 from hqm.models.qpic import QPIC
+from hqm.models.schedule import HardStreamSchedule
 
 SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "state_dicts"
 TINY = dict(backbone="resnet18", hidden_dim=32, nheads=2, enc_layers=1, dec_layers=3,
@@ -72,11 +73,13 @@ def test_fresh_heads_use_the_upstream_hqm_initialisation():
     assert hqm.query_embed_sp.layers[0].weight.abs().max() <= 12**-0.5  # Linear default, fan_in 12
 
 
-def test_aux_loss_off_and_unknown_options_are_rejected():
+def test_aux_loss_off_and_unknown_names_are_rejected():
     with pytest.raises(HqmError, match="aux_loss"):
         _tiny(aux_loss=False)
-    with pytest.raises(HqmError, match="queries"):
-        _tiny(hard=HardQueryConfig(amm=AMMConfig(queries="positives")))
+    with pytest.raises(HqmError, match="unknown method 'detr'"):
+        _tiny("detr")
+    with pytest.raises(HqmError, match="unknown stream 'xyz'"):
+        _tiny()(*_batch()[:2], targets=_batch()[2], hard_stream="xyz")
 
 
 def test_inference_equals_qpic_with_the_same_weights():
@@ -178,7 +181,7 @@ def test_gbs_losses_supervise_query_k_with_pair_k_only():
 
 
 def test_amm_losses_use_the_learnable_per_layer_matching_and_no_no_object_term():
-    criterion = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4)
+    criterion = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4, dec_layers=3)
     _, _, targets = _batch(pairs=(2, 1))
     place = {0: torch.tensor([5, 1]), 1: torch.tensor([6])}
     learn = _outputs_like(targets, 8, lambda b: place[b])
@@ -198,20 +201,43 @@ def test_amm_losses_use_the_learnable_per_layer_matching_and_no_no_object_term()
 
 
 def test_weight_dict_scales_hard_terms():
-    weights = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4).weight_dict
+    weights = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4, dec_layers=6).weight_dict
     assert weights["loss_sub_bbox"] == 2.5 and weights["gbs_loss_sub_bbox"] == pytest.approx(2.0)
     assert weights["amm_loss_obj_ce_0"] == pytest.approx(0.8) and weights["gbs_loss_obj_giou_4"] == pytest.approx(0.8)
-    alone = build_criterion(LossConfig(), "gbs", HardQueryConfig(loss_weight=1.0), 5, 4).weight_dict
+    assert "loss_obj_ce_5" not in weights and "gbs_loss_obj_ce_5" not in weights  # 6 layers: aux 0..4 only
+    alone = build_criterion(LossConfig(), "gbs", HardQueryConfig(loss_weight=1.0), 5, 4, dec_layers=6).weight_dict
     assert alone["gbs_loss_verb_ce"] == 1.0
+    assert not any(k.startswith("amm_") for k in alone)  # only the method's own stream (hqm.methods)
+    shallow = build_criterion(LossConfig(), "qpic", HardQueryConfig(), 5, 4, dec_layers=2).weight_dict
+    assert set(shallow) == {f"{k}{s}" for k in ("loss_obj_ce", "loss_verb_ce", "loss_sub_bbox", "loss_obj_bbox",
+                                                "loss_sub_giou", "loss_obj_giou") for s in ("", "_0")}
+
+
+def test_criterion_rejects_outputs_deeper_than_its_weight_table():
+    criterion = build_criterion(LossConfig(), "hqm", HardQueryConfig(), 5, 4, dec_layers=2)
+    _, _, targets = _batch(pairs=(1, 1))
+    layer = _outputs_like(targets, 8, lambda b: torch.tensor([0]))
+    with pytest.raises(HqmError, match="3 decoder layers"):
+        criterion({**layer, "aux_outputs": [dict(layer), dict(layer)]}, targets)
+
+
+def test_the_detector_takes_its_rank_from_the_caller():
+    """The rank is injected (the engine passes it), never read from the process group."""
+    images, mask, targets = _batch(pairs=(3, 3))
+    hard = HardQueryConfig(gbs=GBSConfig(acceptance_scope="box"))
+    models = [build_detector(ModelConfig(**TINY), "hqm", hard, 5, 4, seed=3, rank=rank).eval() for rank in (0, 1)]
+    models[1].load_state_dict(models[0].state_dict())  # same weights: only the hard-stream draws differ
+    boxes = [m(images, mask, targets, hard_stream="gbs")["hard_outputs"]["pred_sub_boxes"] for m in models]
+    assert not torch.equal(boxes[0], boxes[1])
+    models[0].seed_hard_stream(3, 1)  # rank 1's stream, as the constructor seeded it
+    assert torch.equal(models[0](images, mask, targets, hard_stream="gbs")["hard_outputs"]["pred_sub_boxes"], boxes[1])
 
 
 @pytest.mark.parametrize("method", ["gbs", "amm", "hqm"])
 def test_tiny_model_trains_and_loss_falls(method):
-    from hqm.models.schedule import HardStreamSchedule
-
     hard = HardQueryConfig(amm=AMMConfig(top_k=6), loss_weight=0.8 if method == "hqm" else 1.0)
     model = _tiny(method, hard=hard).train()
-    criterion = build_criterion(LossConfig(), method, hard, 5, 4)
+    criterion = build_criterion(LossConfig(), method, hard, 5, 4, dec_layers=TINY["dec_layers"])
     schedule = HardStreamSchedule(method, "strict", seed=0)
     images, mask, targets = _batch(pairs=(2, 3))
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)

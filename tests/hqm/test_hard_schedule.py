@@ -35,7 +35,7 @@ def test_random_alternation_is_seeded_per_rank_and_starts_with_gbs():
 
 
 def test_bad_names_are_rejected():
-    with pytest.raises(HqmError):
+    with pytest.raises(HqmError, match="hard-stream schedule: unknown method 'detr' \\(known: qpic, gbs, amm, hqm\\)"):
         HardStreamSchedule("detr")
-    with pytest.raises(HqmError):
+    with pytest.raises(HqmError, match="unknown alternation 'sometimes'"):
         HardStreamSchedule("hqm", "sometimes")

@@ -14,8 +14,9 @@ def tiny_detector(num_obj=80, num_verb=117, **overrides):
     return build_detector(cfg, "qpic", HardQueryConfig(), num_obj, num_verb)
 
 
-def tiny_criterion(num_obj=80, num_verb=117, **overrides):
-    return build_criterion(LossConfig(**overrides), "qpic", HardQueryConfig(), num_obj, num_verb)
+def tiny_criterion(num_obj=80, num_verb=117, dec_layers=TINY.dec_layers, **overrides):
+    return build_criterion(LossConfig(**overrides), "qpic", HardQueryConfig(), num_obj, num_verb,
+                           dec_layers=dec_layers)
 
 
 def make_target(obj_labels, verbs, sub_boxes, obj_boxes, num_verb=117):

@@ -54,7 +54,7 @@ def test_box_losses_by_hand_with_missing_object():
 
 
 def test_criterion_terms_per_layer_and_matching_indices():
-    criterion = tiny_criterion(num_obj=3, num_verb=2)
+    criterion = tiny_criterion(num_obj=3, num_verb=2, dec_layers=3)
     torch.manual_seed(1)
 
     def layer():

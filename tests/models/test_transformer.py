@@ -107,3 +107,61 @@ def test_transformer_init_is_xavier_with_zero_attention_biases():
     bound = (6 / (16 + 48)) ** 0.5
     assert attn.in_proj_weight.abs().max() <= bound
     assert not hasattr(model.encoder, "norm")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dropout placement in train mode, against a hand-written reference drawing the same masks
+# ---------------------------------------------------------------------------------------------
+
+
+def _attend_by_hand(mha: MultiheadAttention, query, key, value, p: float, key_padding_mask=None):
+    """Attention with dropout on the softmax weights (as nn.MultiheadAttention), [L, B, d] layout."""
+    d, h = mha.embed_dim, mha.num_heads
+    w, b = mha.in_proj_weight, mha.in_proj_bias
+
+    def heads(x):
+        return x.view(x.shape[0], x.shape[1], h, d // h).permute(1, 2, 0, 3)
+
+    q = heads(F.linear(query, w[:d], b[:d]))
+    k = heads(F.linear(key, w[d:2 * d], b[d:2 * d]))
+    v = heads(F.linear(value, w[2 * d:], b[2 * d:]))
+    scores = q @ k.transpose(-2, -1) / (d // h) ** 0.5
+    if key_padding_mask is not None:
+        scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+    attn = F.dropout(scores.softmax(-1), p, training=True)
+    out = (attn @ v).permute(2, 0, 1, 3).reshape(query.shape[0], query.shape[1], d)
+    return mha.out_proj(out)
+
+
+def test_encoder_layer_dropout_placement_in_train_mode():
+    p = 0.3
+    layer = EncoderLayer(16, 4, 32, p).train()
+    src, pos = torch.randn(6, 2, 16), torch.randn(6, 2, 16)
+    pad = torch.zeros(2, 6, dtype=torch.bool)
+    pad[1, 4:] = True
+    torch.manual_seed(123)
+    ours = layer(src, pad, pos)
+    torch.manual_seed(123)  # same seed: the reference draws the same masks in the same order
+    x = layer.norm1(src + F.dropout(_attend_by_hand(layer.self_attn, src + pos, src + pos, src, p, pad), p))
+    ffn = layer.linear2(F.dropout(F.relu(layer.linear1(x)), p))
+    expected = layer.norm2(x + F.dropout(ffn, p))
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+    torch.manual_seed(123)
+    assert not torch.allclose(layer.eval()(src, pad, pos), expected, atol=1e-3)  # dropout did act
+
+
+def test_decoder_layer_dropout_placement_in_train_mode():
+    p = 0.25
+    layer = DecoderLayer(16, 4, 32, p).train()
+    tgt, query_pos = torch.randn(5, 2, 16), torch.randn(5, 2, 16)
+    memory, pos = torch.randn(7, 2, 16), torch.randn(7, 2, 16)
+    for record in (False, True):  # fused cross-attention, and the explicit path that records logits
+        torch.manual_seed(7)
+        ours, _ = layer(tgt, memory, None, pos, query_pos, return_logits=record)
+        torch.manual_seed(7)
+        qk = tgt + query_pos
+        x = layer.norm1(tgt + F.dropout(_attend_by_hand(layer.self_attn, qk, qk, tgt, p), p))
+        x = layer.norm2(x + F.dropout(_attend_by_hand(layer.multihead_attn, x + query_pos, memory + pos, memory, p), p))
+        ffn = layer.linear2(F.dropout(F.relu(layer.linear1(x)), p))
+        expected = layer.norm3(x + F.dropout(ffn, p))
+        torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)

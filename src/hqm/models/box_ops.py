@@ -15,12 +15,6 @@ def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
     return torch.stack((cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h), dim=-1)
 
 
-def box_xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
-    """[..., 4] xyxy -> [..., 4] cxcywh."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=-1)
-
-
 def box_area(boxes: Tensor) -> Tensor:
     """[..., 4] xyxy -> [...] area."""
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])

@@ -1,17 +1,22 @@
-"""Config -> detector / criterion (the package edge of ``hqm.models``; docs/architecture.md)."""
+"""Config -> detector / criterion: the one factory of ``hqm.models`` (docs/architecture.md).
+
+Which classes a method needs comes from the method registry (:mod:`hqm.methods`); run facts the
+modules must not look up themselves (the seed, the process's distributed rank, the number of
+decoder layers) are arguments here. Nothing below this module imports it.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
 from hqm.config import HardQueryConfig, LossConfig, ModelConfig
+from hqm.methods import get_method
 from hqm.models.backbone import Backbone, build_backbone
 from hqm.models.criterion import SetCriterionHOI, qpic_weight_dict
+from hqm.models.hard_queries import HQMCriterion, HQMDetector
 from hqm.models.matcher import build_matcher
 from hqm.models.qpic import QPIC
 from hqm.models.transformer import Transformer, build_transformer
-
-METHODS = ("qpic", "gbs", "amm", "hqm")
 
 
 def build_backbone_and_transformer(model: ModelConfig) -> tuple[Backbone, Transformer]:
@@ -30,32 +35,46 @@ def build_qpic(model: ModelConfig, num_obj_classes: int, num_verb_classes: int) 
     return QPIC(backbone, transformer, num_obj_classes, num_verb_classes, model.num_queries, model.aux_loss)
 
 
+def build_hqm_detector(model: ModelConfig, hard: HardQueryConfig, num_obj_classes: int,
+                       num_verb_classes: int, seed: int = 0, rank: int = 0) -> HQMDetector:
+    """HQM detector with fresh weights; ``seed`` and the process's ``rank`` seed the hard streams."""
+    backbone, transformer = build_backbone_and_transformer(model)
+    return HQMDetector(backbone, transformer, num_obj_classes, num_verb_classes, model.num_queries,
+                       model.aux_loss, hard, seed=seed, rank=rank)
+
+
 def build_detector(model: ModelConfig, method: str, hard: HardQueryConfig, num_obj_classes: int,
-                   num_verb_classes: int, seed: int = 0) -> nn.Module:
-    """QPIC for ``qpic``; the HQM detector of ``hqm.models.hard_queries`` otherwise."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
-    if method == "qpic":
+                   num_verb_classes: int, seed: int = 0, rank: int = 0) -> nn.Module:
+    """QPIC for a method without hard streams; the HQM detector otherwise.
+
+    ``rank`` is the distributed rank of the calling process (0 outside torchrun): ranks draw
+    distinct GBS/AMM random streams (upstream seeds each process with 42 + rank).
+    """
+    if not get_method(method).streams:
         return build_qpic(model, num_obj_classes, num_verb_classes)
-    from hqm.models.hard_queries import build_hqm_detector
-
-    return build_hqm_detector(model, hard, num_obj_classes, num_verb_classes, seed)
+    return build_hqm_detector(model, hard, num_obj_classes, num_verb_classes, seed, rank)
 
 
-def build_qpic_criterion(loss: LossConfig, num_obj_classes: int, num_verb_classes: int) -> SetCriterionHOI:
+def build_qpic_criterion(loss: LossConfig, num_obj_classes: int, num_verb_classes: int,
+                         dec_layers: int = ModelConfig.dec_layers) -> SetCriterionHOI:
+    """QPIC's set criterion; its weight table has the final layer and ``dec_layers - 1`` aux layers."""
     matcher = build_matcher(loss.cost_obj_class, loss.cost_verb_class, loss.cost_bbox, loss.cost_giou)
-    weights = qpic_weight_dict(loss.obj_loss_coef, loss.verb_loss_coef, loss.bbox_loss_coef, loss.giou_loss_coef)
+    weights = qpic_weight_dict(loss.obj_loss_coef, loss.verb_loss_coef, loss.bbox_loss_coef,
+                               loss.giou_loss_coef, dec_layers)
     return SetCriterionHOI(num_obj_classes, num_verb_classes, matcher, weights, loss.eos_coef,
                            loss.verb_loss_type, loss.focal_clamp)
 
 
 def build_criterion(loss: LossConfig, method: str, hard: HardQueryConfig, num_obj_classes: int,
-                    num_verb_classes: int) -> nn.Module:
-    """Criterion with ``weight_dict``; it returns unweighted terms (see docs/architecture.md)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
-    if method == "qpic":
-        return build_qpic_criterion(loss, num_obj_classes, num_verb_classes)
-    from hqm.models.hard_queries import build_hqm_criterion
+                    num_verb_classes: int, dec_layers: int = ModelConfig.dec_layers) -> nn.Module:
+    """Criterion with ``weight_dict``; it returns unweighted terms (see docs/architecture.md).
 
-    return build_hqm_criterion(loss, hard, num_obj_classes, num_verb_classes)
+    ``dec_layers``: ``model.dec_layers`` of the detector it supervises; the table holds exactly
+    one weight set per decoder layer (the paper's 6 when not given). Outputs with more layers than
+    the table are an error, never silently unweighted.
+    """
+    streams = get_method(method).streams
+    base = build_qpic_criterion(loss, num_obj_classes, num_verb_classes, dec_layers)
+    if not streams:
+        return base
+    return HQMCriterion(base, hard.loss_weight, streams)

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hqm.errors import HqmError
 from hqm.models.box_ops import box_cxcywh_to_xyxy, paired_generalized_box_iou
 from hqm.models.matcher import HungarianMatcher, Indices
 
 LOSS_NAMES = ("loss_obj_ce", "loss_verb_ce", "loss_sub_bbox", "loss_obj_bbox", "loss_sub_giou", "loss_obj_giou")
-MAX_DECODER_LAYERS = 64  # weight_dict lists aux keys for up to this many layers; unused keys are harmless
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,8 +103,13 @@ def local_num_interactions(targets: list[dict]) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def qpic_weight_dict(obj: float, verb: float, bbox: float, giou: float, num_layers: int = MAX_DECODER_LAYERS) -> dict[str, float]:
-    """Weights of the final-layer terms plus the ``_{i}`` aux terms."""
+def qpic_weight_dict(obj: float, verb: float, bbox: float, giou: float, num_layers: int) -> dict[str, float]:
+    """Weights of the final-layer terms plus the ``_{i}`` terms of aux layers i = 0..num_layers-2.
+
+    ``num_layers`` is the detector's number of decoder layers (``model.dec_layers``).
+    """
+    if num_layers < 1:
+        raise HqmError(f"model.dec_layers: must be >= 1, got {num_layers}")
     base = {"loss_obj_ce": obj, "loss_verb_ce": verb, "loss_sub_bbox": bbox, "loss_obj_bbox": bbox,
             "loss_sub_giou": giou, "loss_obj_giou": giou}
     weights = dict(base)
@@ -175,6 +180,9 @@ class SetCriterionHOI(nn.Module):
             num_interactions = local_num_interactions(targets)
         final = {k: v for k, v in outputs.items() if k != "aux_outputs"}
         aux = outputs.get("aux_outputs", [])
+        if aux and f"loss_obj_ce_{len(aux) - 1}" not in self.weight_dict:
+            raise HqmError(f"criterion: the outputs have {len(aux) + 1} decoder layers, the weight table "
+                           "fewer (build the criterion with the detector's model.dec_layers)")
         all_indices = self.matcher.match_layers([*aux, final], targets)
         self.last_indices = all_indices
         losses = self.layer_losses(final, targets, all_indices[-1], num_interactions)

@@ -9,32 +9,30 @@
 * :class:`HQMCriterion` adds the hard stream's terms to QPIC's (``gbs_*`` / ``amm_*`` keys,
   weighted ``hard.loss_weight`` x the QPIC weight).
 * :class:`~hqm.models.schedule.HardStreamSchedule` tells the engine which stream a step uses.
+
+The factory functions live in :mod:`hqm.models.build`, which imports this module (not the reverse).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
-from hqm.config import HardQueryConfig, LossConfig, ModelConfig
+from hqm.config import HardQueryConfig
 from hqm.errors import HqmError
+from hqm.methods import METHODS
 from hqm.models.amm import build_amm_bias
 from hqm.models.backbone import Backbone
 from hqm.models.criterion import SetCriterionHOI, local_num_interactions
 from hqm.models.gbs import SpatialQueryEncoder, pack_pairs, shift_pairs, spatial_vector
 from hqm.models.hard_losses import hard_stream_losses
 from hqm.models.qpic import QPIC
-from hqm.models.schedule import HardStreamSchedule
 from hqm.models.transformer import Transformer
 
-__all__ = ["HQMDetector", "HQMCriterion", "HardStreamSchedule", "build_hqm_detector", "build_hqm_criterion"]
+__all__ = ["HQMDetector", "HQMCriterion", "HARD_STREAMS"]
 
-HARD_STREAMS = ("gbs", "amm")
-
-
-def _current_rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+# Every hard stream some registered method trains, in registry order: ("gbs", "amm").
+HARD_STREAMS: tuple[str, ...] = tuple(dict.fromkeys(s for m in METHODS.values() for s in m.streams))
 
 
 class HQMDetector(QPIC):
@@ -45,16 +43,17 @@ class HQMDetector(QPIC):
     ``hard_stream`` (the name), ``hard_outputs`` (same four keys + ``aux_outputs``; GBS:
     ``[B, N_max, ...]`` with N_max = max #pairs, AMM: ``[B, Nq, ...]``) and, for GBS,
     ``gbs_shifted`` = (sub, obj) ``BoolTensor[B, N_max]`` of the boxes that were shifted.
+
+    ``seed`` and ``rank`` (the caller's distributed rank, 0 outside torchrun) seed the hard-stream
+    generator; the detector never queries the process group itself.
     """
 
     def __init__(self, backbone: Backbone, transformer: Transformer, num_obj_classes: int,
                  num_verb_classes: int, num_queries: int, aux_loss: bool, hard: HardQueryConfig,
-                 seed: int = 0):
+                 seed: int = 0, rank: int = 0):
         if not aux_loss:
             raise HqmError("model.aux_loss: false is not supported by the HQM detector "
                            "(hard queries are built and supervised per decoder layer; method.md §8.1)")
-        if hard.amm.queries != "all":
-            raise HqmError(f"hard_queries.amm.queries: {hard.amm.queries!r} is not implemented (use 'all', as coded upstream)")
         super().__init__(backbone, transformer, num_obj_classes, num_verb_classes, num_queries, aux_loss)
         # Upstream HQM keeps the heads inside its transformer, whose init gives every matrix
         # xavier_uniform_ (biases keep Linear defaults); heads not loaded from a checkpoint (the
@@ -66,7 +65,7 @@ class HQMDetector(QPIC):
         self.query_embed_sp = SpatialQueryEncoder(transformer.d_model)  # outside: Linear defaults
         self.hard = hard
         self.generator = torch.Generator()
-        self.seed_hard_stream(seed, _current_rank())
+        self.seed_hard_stream(seed, rank)
 
     # -- random state --------------------------------------------------------------------------
 
@@ -106,7 +105,7 @@ class HQMDetector(QPIC):
     def forward(self, images: Tensor, mask: Tensor, targets: list[dict] | None = None,
                 hard_stream: str | None = None) -> dict:
         if hard_stream is not None and hard_stream not in HARD_STREAMS:
-            raise ValueError(f"unknown hard stream {hard_stream!r} (gbs, amm or None)")
+            raise HqmError(f"hard stream: unknown stream {hard_stream!r} (one of {', '.join(HARD_STREAMS)} or None)")
         use_hard = hard_stream is not None and targets is not None
         encoded = self.encode(images, mask)
         query_pos = self.query_embed.weight.unsqueeze(1).expand(-1, images.shape[0], -1)
@@ -127,14 +126,18 @@ class HQMDetector(QPIC):
 
 
 class HQMCriterion(nn.Module):
-    """QPIC's set criterion plus the hard stream's per-layer terms (unweighted; see ``weight_dict``)."""
+    """QPIC's set criterion plus the hard stream's per-layer terms (unweighted; see ``weight_dict``).
 
-    def __init__(self, base: SetCriterionHOI, loss_weight: float):
+    ``streams``: the hard streams the method trains (``hqm.methods``); each gets QPIC's weights
+    times ``loss_weight`` under its ``{stream}_`` prefix.
+    """
+
+    def __init__(self, base: SetCriterionHOI, loss_weight: float, streams: tuple[str, ...] = HARD_STREAMS):
         super().__init__()
         self.base = base
         self.loss_weight = loss_weight
         self.weight_dict = dict(base.weight_dict)
-        for stream in HARD_STREAMS:
+        for stream in streams:
             self.weight_dict.update({f"{stream}_{k}": w * loss_weight for k, w in base.weight_dict.items()})
 
     @property
@@ -153,19 +156,3 @@ class HQMCriterion(nn.Module):
             ))
         return losses
 
-
-def build_hqm_detector(model: ModelConfig, hard: HardQueryConfig, num_obj_classes: int,
-                       num_verb_classes: int, seed: int = 0) -> HQMDetector:
-    """HQM detector with fresh weights; ``seed`` (+ the process's rank) seeds the hard streams."""
-    from hqm.models.build import build_backbone_and_transformer  # build imports this module lazily
-
-    backbone, transformer = build_backbone_and_transformer(model)
-    return HQMDetector(backbone, transformer, num_obj_classes, num_verb_classes, model.num_queries,
-                       model.aux_loss, hard, seed)
-
-
-def build_hqm_criterion(loss: LossConfig, hard: HardQueryConfig, num_obj_classes: int,
-                        num_verb_classes: int) -> HQMCriterion:
-    from hqm.models.build import build_qpic_criterion  # build imports this module lazily
-
-    return HQMCriterion(build_qpic_criterion(loss, num_obj_classes, num_verb_classes), hard.loss_weight)

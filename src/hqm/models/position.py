@@ -37,8 +37,3 @@ class PositionEmbeddingSine(nn.Module):
         pos_y = torch.stack((pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()), dim=4).flatten(3)
         return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)
 
-
-def build_position_encoding(hidden_dim: int) -> PositionEmbeddingSine:
-    if hidden_dim % 2:
-        raise ValueError(f"hidden_dim must be even for the sine encoding, got {hidden_dim}")
-    return PositionEmbeddingSine(hidden_dim // 2)

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import random
-from typing import Literal
 
 from hqm.errors import HqmError
+from hqm.methods import HardStream, get_method
 
-HardStream = Literal["gbs", "amm"]
-METHODS = ("qpic", "gbs", "amm", "hqm")
+ALTERNATIONS = ("strict", "random")
 
 
 class HardStreamSchedule:
     """Maps (epoch, optimiser step within the epoch) to ``"gbs"``, ``"amm"`` or ``None``.
 
-    * ``qpic``: no hard stream; ``gbs`` / ``amm``: that stream at every step;
-    * ``hqm`` with ``alternation="strict"`` (upstream ``--AJL``): GBS, AMM, GBS, ... restarting
-      with GBS at step 0 of every epoch;
-    * ``hqm`` with ``alternation="random"``: GBS at step 0 of every epoch, afterwards a fair coin
-      per step, independent per rank (upstream shuffles the flags with Python ``random`` seeded
-      42 + rank). The coin is a pure function of (seed, rank, epoch, step), so a resumed run
+    The streams come from the method registry (:mod:`hqm.methods`):
+
+    * no stream (``qpic``): None; one stream (``gbs`` / ``amm``): that stream at every step;
+    * two streams (``hqm``) with ``alternation="strict"`` (upstream ``--AJL``): first, second,
+      first, ... restarting with the first (GBS) at step 0 of every epoch;
+    * two streams with ``alternation="random"``: the first at step 0 of every epoch, afterwards a
+      fair coin per step, independent per rank (upstream shuffles the flags with Python ``random``
+      seeded 42 + rank). The coin is a pure function of (seed, rank, epoch, step), so a resumed run
       replays the same choices without any saved state.
 
-    All micro-batches of one optimiser step must use the same stream (the engine asks once per step).
+    ``rank`` is the caller's distributed rank. All micro-batches of one optimiser step must use the
+    same stream (the engine asks once per step).
     """
 
     def __init__(self, method: str, alternation: str = "strict", seed: int = 0, rank: int = 0):
-        if method not in METHODS:
-            raise HqmError(f"hard-stream schedule: unknown method '{method}' (one of {', '.join(METHODS)})")
-        if alternation not in ("strict", "random"):
+        self.streams: tuple[HardStream, ...] = get_method(method, "hard-stream schedule").streams
+        if alternation not in ALTERNATIONS:
             raise HqmError(f"hard-stream schedule: unknown alternation '{alternation}' (strict or random)")
         self.method = method
         self.alternation = alternation
@@ -36,11 +37,12 @@ class HardStreamSchedule:
         self.rank = rank
 
     def stream(self, epoch: int, step: int) -> HardStream | None:
-        if self.method == "qpic":
+        if not self.streams:
             return None
-        if self.method in ("gbs", "amm"):
-            return self.method
+        if len(self.streams) == 1:
+            return self.streams[0]
+        first, second = self.streams
         if step == 0 or self.alternation == "strict":
-            return "gbs" if step % 2 == 0 else "amm"
+            return first if step % 2 == 0 else second
         coin = random.Random(f"ajl:{self.seed}:{self.rank}:{epoch}:{step}").random()
-        return "gbs" if coin < 0.5 else "amm"
+        return first if coin < 0.5 else second
