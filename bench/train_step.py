@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     if args.channels_last:
         model.backbone[0].channels_last = True
         model.backbone[0].to(memory_format=torch.channels_last)
-    criterion = build_criterion(LossConfig(), method, hard, num_obj, num_verb)
+    criterion = build_criterion(LossConfig(), method, hard, num_obj, num_verb, dec_layers=args.dec_layers)
     params = [p for p in model.parameters() if p.requires_grad]
     fast = not args.plain_optim  # same math, fewer kernel launches
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4, fused=fast or None)

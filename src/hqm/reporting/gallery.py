@@ -26,6 +26,7 @@ import torch
 from hqm.config import AugmentConfig, DatasetConfig, RunConfig, from_dict, to_dict
 from hqm.data import classes
 from hqm.data.datasets import DatasetMeta, HOIDataset, build_dataset, collate, dataset_meta
+from hqm.engine.checkpoint import load_checkpoint, load_weights
 from hqm.errors import HqmError
 from hqm.io import atomic_write
 from hqm.models.amm import build_amm_bias
@@ -33,7 +34,6 @@ from hqm.models.box_ops import box_cxcywh_to_xyxy
 from hqm.models.build import build_detector
 from hqm.models.gbs import pack_pairs, paired_iou, shift_pairs
 from hqm.models.postprocess import postprocess_hoi
-from hqm.models.weights import load_checkpoint, load_weights
 
 PANEL_INCHES, GALLERY_DPI = 4, 100  # every panel is 400 x 400 pixels
 
