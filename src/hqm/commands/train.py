@@ -9,27 +9,48 @@ import os
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train one run (resumes from <out>/state), evaluate it, write checkpoint + metrics",
+        help="train one run (resumes from <out>/state); writes checkpoint_last/best.pth, log, curves, summary",
         description="Train from a resolved run config (hqm resolve-config). Killed and restarted with "
-        "the same command, the run continues from <out>/state/last.pth.",
+        "the same command, the run continues from <out>/state/last.pth; a state saved under another "
+        "configuration is an error unless --restart is given. Evaluation beyond the in-training "
+        "selection metric is `hqm evaluate`.",
     )
-    parser.add_argument("--config", required=True, help="resolved run config.yaml")
-    parser.add_argument("--out", required=True, help="run directory (checkpoint.pth, metrics.json, log.jsonl)")
+    parser.add_argument("--config", required=True, help="resolved RUN/run_config.yaml")
+    parser.add_argument("--out", required=True,
+                        help="run directory (checkpoint_last.pth, checkpoint_best.pth, log.jsonl, curves.csv, "
+                        "config.yaml, train_summary.json)")  # fmt: skip
     parser.add_argument("--nproc", type=int, default=1,
                         help="processes (GPUs); >1 relaunches under torchrun --standalone")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard <out>/state (saved under another configuration) and train afresh")
     parser.set_defaults(func=run)
 
 
 def _forwarded_args(args: argparse.Namespace) -> list[str]:
-    return ["train", "--config", args.config, "--out", args.out, "--device", args.device]
+    out = ["train", "--config", args.config, "--out", args.out, "--device", args.device]
+    return out + (["--restart"] if args.restart else [])
+
+
+def _locked(run_dir: str):
+    """The run-directory lock of the runsafety area when present (merged separately)."""
+    import contextlib
+
+    try:
+        from hqm.engine.run_lock import locked_run_dir
+    except ImportError:
+        return contextlib.nullcontext()
+    return locked_run_dir(run_dir)
 
 
 def run(args: argparse.Namespace) -> int:
     from hqm.config import load_run_config
     from hqm.engine.distributed import build_dist_env, launch_torchrun, shutdown
+    from hqm.errors import HqmError
 
     cfg = load_run_config(args.config)  # validate before launching anything
+    if cfg.train.epochs < 1:
+        raise HqmError(f"{args.config}: train.epochs: {cfg.train.epochs}; a run needs at least one epoch")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return launch_torchrun(args.nproc, _forwarded_args(args))
 
@@ -37,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     env = build_dist_env(args.device, cfg.train.threads_per_rank)
     try:
-        run_training(cfg, args.out, env)
+        run_training(cfg, args.out, env, restart=args.restart)
     finally:
         shutdown(env)
     return 0
