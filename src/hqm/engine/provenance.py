@@ -42,9 +42,9 @@ def library_versions() -> dict[str, Any]:
             nccl = None
     return {
         "hqm": __version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda,
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "cuda": str(torch.version.cuda) if torch.version.cuda else None,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "nccl": nccl,
     }

@@ -313,12 +313,12 @@ def _end_epoch(s: Session, epoch: int, elapsed: float, images: int) -> None:
 
 def _finish(s: Session) -> dict:
     """The final artefacts: checkpoint_last/best.pth, log.jsonl, curves.csv, train_summary.json."""
-    cfg, fmt = s.cfg, s.cfg.dataset.format
+    cfg, fmt, wall = s.cfg, s.cfg.dataset.format, s.wall_time()
     summary = {
         "dataset": cfg.dataset_name, "format": fmt, "variant": cfg.variant, "method": cfg.method,
         "seed": cfg.seed, "epochs": cfg.train.epochs,
         "selection": selection.summary(fmt, s.history, cfg.train.select_best),
-        "wall_time_s": s.wall_time(), "provenance": {**s.provenance, "wall_time_s": s.wall_time()},
+        "wall_time_s": wall, "provenance": {**s.provenance, "wall_time_s": wall},
     }  # fmt: skip
     if s.env.is_main:
         ckpt.save_checkpoint(s.run_dir / "checkpoint_last.pth", s.model.state_dict(), to_dict(cfg), cfg.train.epochs)
