@@ -53,6 +53,8 @@ def log_without_times(run_dir: Path) -> list[dict]:
 def assert_same_run(a: Path, b: Path) -> None:
     """Identical losses, selection metrics and bit-identical final weights."""
     assert read_json(Path(a) / "train_summary.json")["selection"] == read_json(Path(b) / "train_summary.json")["selection"]
-    assert log_without_times(a) == log_without_times(b)
+    la, lb = log_without_times(a), log_without_times(b)
+    diff = [(x["epoch"], k, x.get(k), y.get(k)) for x, y in zip(la, lb) for k in set(x) | set(y) if x.get(k) != y.get(k)]
+    assert len(la) == len(lb) and not diff, diff
     wa, wb = weights(a), weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -157,3 +157,23 @@ def test_two_process_kill_9_and_restart_ends_identical(tmp_path):
     procs.assert_same_run(victim, tmp_path / "whole")
     wa, wb = weights(victim, "checkpoint_best.pth"), weights(tmp_path / "whole", "checkpoint_best.pth")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_training_never_reads_the_evaluation_section(tmp_path, monkeypatch):
+    import dataclasses
+
+    from hqm.config import EvalConfig
+
+    seen = []
+
+    def spy(model, dataset, collate_fn, meta, eval_cfg, *args, **kwargs):
+        seen.append(eval_cfg)
+        return fakes.fake_evaluate(model, dataset, collate_fn, meta, eval_cfg, *args, **kwargs)
+
+    monkeypatch.setattr(engine_train, "evaluate_model", spy)
+    cfg = dataclasses.replace(fakes.fake_config(eval_batch_size=3),
+                              evaluation=EvalConfig(hico_protocols=["official"], batch_size=9))
+    engine_train.run_training(cfg, tmp_path, CPU, fakes.fake_components())
+    assert [(e.hico_protocols, e.hico_settings, e.batch_size) for e in seen] == [(["qpic"], ["default"], 3)]
+    assert "evaluation" not in yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert "evaluation" not in torch.load(tmp_path / "checkpoint_last.pth", weights_only=True)["config"]

@@ -26,7 +26,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from hqm.config import RunConfig, TrainConfig, to_dict
+from hqm.config import RunConfig, TrainConfig
 from hqm.engine import checkpoint as ckpt
 from hqm.engine import metrics_io, provenance, selection
 from hqm.engine.distributed import DistEnv, all_gather_objects, all_reduce_sum, barrier
@@ -241,7 +241,7 @@ def _start(cfg: RunConfig, run_dir: Path, env: DistEnv, comps: TrainComponents |
         s.best_path.unlink()  # the best weights of a discarded state
     if env.is_main:
         with atomic_write(run_dir / "config.yaml", "w", encoding="utf-8") as handle:
-            yaml.safe_dump({**to_dict(cfg), "provenance": s.provenance}, handle, sort_keys=False)
+            yaml.safe_dump({**training_config(cfg), "provenance": s.provenance}, handle, sort_keys=False)
     barrier(env)
     s.net = _wrap(model, cfg, env)
     return s
@@ -303,7 +303,7 @@ def _end_epoch(s: Session, epoch: int, elapsed: float, images: int) -> None:
     improved = score is not None and (not prior or score > max(prior))  # ties: the earliest epoch
     s.history.append(record)
     if train.select_best and improved and s.env.is_main:
-        ckpt.save_checkpoint(s.best_path, s.model.state_dict(), to_dict(s.cfg), epoch + 1)
+        ckpt.save_checkpoint(s.best_path, s.model.state_dict(), training_config(s.cfg), epoch + 1)
     s.snapshot(epoch + 1, 0)
     if s.env.is_main:
         metrics_io.write_log(s.run_dir / "log.jsonl", s.history, fmt)
@@ -321,7 +321,7 @@ def _finish(s: Session) -> dict:
         "wall_time_s": wall, "provenance": {**s.provenance, "wall_time_s": wall},
     }  # fmt: skip
     if s.env.is_main:
-        ckpt.save_checkpoint(s.run_dir / "checkpoint_last.pth", s.model.state_dict(), to_dict(cfg), cfg.train.epochs)
+        ckpt.save_checkpoint(s.run_dir / "checkpoint_last.pth", s.model.state_dict(), training_config(cfg), cfg.train.epochs)
         if cfg.train.select_best:
             if not s.best_path.is_file():
                 raise HqmError(f"{s.run_dir}: select_best is on but no epoch was scored (no test metric)")
