@@ -232,6 +232,11 @@ def _start(cfg: RunConfig, run_dir: Path, env: DistEnv, comps: TrainComponents |
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         s.scheduler.load_state_dict(state["lr_scheduler"])
+        if train.zero_grad == "zeros":  # an uninterrupted run holds zero grads for every stepped param
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if optimizer.state.get(p):
+                        p.grad = torch.zeros_like(p)
         s.start_epoch, s.start_step, s.history = state["epoch"], state["step"], state["history"]
         s.wall_before = state.get("wall_time", 0.0)
         mine = state["per_rank"][env.rank]
