@@ -69,6 +69,8 @@ def test_vcoco_train_then_evaluate_with_pickle(tmp_path):
                  "--device", "cpu"]) == 0  # fmt: skip
     metrics = read_json(run / "metrics_best.json")
     assert (metrics["checkpoint"], metrics["selected_on_test"], metrics["epoch"]) == ("best", True, 1)
+    assert metrics["training"]["selection"] == summary["selection"]
+    assert metrics["training"]["provenance"]["world_size"] == 1 and metrics["provenance"]["nodes"] == 1
     official, qpic = metrics["vcoco"]["official"], metrics["vcoco"]["qpic"]
     assert qpic["mAP_all"] == pytest.approx(summary["selection"]["values"]["1"], abs=1e-6)
     head = read_json(run / "headline_best.json")

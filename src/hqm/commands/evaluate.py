@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if env.is_main:
             metrics["provenance"] = provenance.collect(metrics.get("seed"), env.world_size, hosts)
             metrics["evaluation"] = _plain(eval_cfg)
+            metrics.update(_training_record(args.checkpoint, args.released))
             if args.headline_out:
                 write_json(args.headline_out, {"checkpoint": metrics["checkpoint"], **headline(metrics)})
             write_json(args.out, metrics)
@@ -107,3 +108,17 @@ def _plain(obj) -> dict:
     from hqm.config import to_dict
 
     return to_dict(obj)
+
+
+def _training_record(checkpoint: str, released: str | None) -> dict:
+    """``{"training": {selection, provenance, wall_time_s}}`` from the run's train_summary.json
+    beside our checkpoint (nothing for a released file or a checkpoint moved elsewhere)."""
+    from pathlib import Path
+
+    from hqm.io import read_json
+
+    path = Path(checkpoint).with_name("train_summary.json")
+    if released or not path.is_file():
+        return {}
+    summary = read_json(path)
+    return {"training": {k: summary.get(k) for k in ("selection", "provenance", "wall_time_s")}}
