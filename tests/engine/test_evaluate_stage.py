@@ -49,7 +49,7 @@ def test_bad_eval_json_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_vcoco_train_then_evaluate_with_pickle(tmp_path):
+def test_vcoco_train_then_evaluate_with_pickle(tmp_path, capsys):
     from hqm.data.synthetic import make_synthetic
 
     root = tmp_path / "synthetic_vcoco"
@@ -62,6 +62,13 @@ def test_vcoco_train_then_evaluate_with_pickle(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "--config", str(tmp_path / "run_config.yaml"), "--out", str(run), "--device", "cpu"]) == 0
     summary = read_json(run / "train_summary.json")
+    changed = RunConfig(**{**data, "train": type(base.train)(**{**base.train.__dict__, "lr": 0.5})})
+    save_run_config(changed, tmp_path / "changed.yaml")
+    before = (run / "log.jsonl").read_text()
+    assert main(["train", "--config", str(tmp_path / "changed.yaml"), "--out", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "differs in train.lr;" in err[0] and "--restart" in err[0], err
+    assert (run / "log.jsonl").read_text() == before
     assert summary["selection"]["metric"] == "vcoco.qpic.mAP_all" and summary["selection"]["best_epoch"] == 1
     assert main(["evaluate", "--checkpoint", str(run / "checkpoint_best.pth"), "--dataset-root", str(root),
                  "--format", "vcoco", "--out", str(run / "metrics_best.json"), "--eval-json", json.dumps({"batch_size": 2}),

@@ -45,15 +45,25 @@ def _locked(run_dir: str):
 
 def run(args: argparse.Namespace) -> int:
     from hqm.config import load_run_config
-    from hqm.engine.distributed import build_dist_env, launch_torchrun, shutdown
+    from hqm.engine.distributed import launch_torchrun
     from hqm.errors import HqmError
 
     cfg = load_run_config(args.config)  # validate before launching anything
     if cfg.train.epochs < 1:
         raise HqmError(f"{args.config}: train.epochs: {cfg.train.epochs}; a run needs at least one epoch")
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return launch_torchrun(args.nproc, _forwarded_args(args))
+    if "WORLD_SIZE" not in os.environ:  # the launching process holds the run folder's lock
+        with _locked(args.out):
+            from hqm.engine.resume import load_resumable
 
+            load_resumable(args.out, cfg, args.nproc, args.restart)  # a bad state: said once, before any rank
+            if args.nproc > 1:
+                return launch_torchrun(args.nproc, _forwarded_args(args))
+            return _train(cfg, args)
+    return _train(cfg, args)  # a rank under torchrun
+
+
+def _train(cfg, args: argparse.Namespace) -> int:
+    from hqm.engine.distributed import build_dist_env, shutdown
     from hqm.engine.train import run_training
 
     env = build_dist_env(args.device, cfg.train.threads_per_rank)
