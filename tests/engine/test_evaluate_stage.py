@@ -65,9 +65,10 @@ def test_vcoco_train_then_evaluate_with_pickle(tmp_path, capsys):
     changed = RunConfig(**{**data, "train": type(base.train)(**{**base.train.__dict__, "lr": 0.5})})
     save_run_config(changed, tmp_path / "changed.yaml")
     before = (run / "log.jsonl").read_text()
+    capsys.readouterr()  # the training's progress lines
     assert main(["train", "--config", str(tmp_path / "changed.yaml"), "--out", str(run), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "differs in train.lr;" in err[0] and "--restart" in err[0], err
+    assert len(err) == 1 and "(differs in train.lr)" in err[0] and "--restart" in err[0], err
     assert (run / "log.jsonl").read_text() == before
     assert summary["selection"]["metric"] == "vcoco.qpic.mAP_all" and summary["selection"]["best_epoch"] == 1
     assert main(["evaluate", "--checkpoint", str(run / "checkpoint_best.pth"), "--dataset-root", str(root),
