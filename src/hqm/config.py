@@ -142,6 +142,15 @@ class TrainConfig:
     eval_every_epochs: int = 0  # 0 = only after the last epoch
     select_best: bool = False  # a "best" epoch is then labelled as selected on the test set
     find_unused_parameters: bool = False  # forced on for HQM variants (GBS encoder unused in AMM steps)
+    # "zeros": grads zeroed after each step (torch 1.5, as published: parameters unused in a step
+    # still get AdamW moment/weight-decay updates); "none": set_to_none (they are skipped).
+    zero_grad: Literal["zeros", "none"] = "zeros"
+    # When the selection metric (QPIC protocol, test split) is computed; the last epoch always is.
+    # "interval": every eval_every_epochs epochs; "qpic": every epoch (QPIC main.py);
+    # "hqm": 0-based epoch % 5 == 0 or epoch > 40 (HQM main.py).
+    eval_cadence: Literal["interval", "qpic", "hqm"] = "interval"
+    eval_batch_size: int = 4  # images per forward pass of the selection evaluation
+    log_every_iters: int = 50  # plain progress line every N optimiser steps (stderr not a terminal)
 
 
 @dataclass

@@ -89,7 +89,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         ("global_batch_size", lambda c: c.global_batch_size % c.micro_batch_size == 0,
          "must be a multiple of train.micro_batch_size"),
         _at_least("num_workers", 0), _at_least("threads_per_rank", 0), _at_least("checkpoint_every_iters", 0),
-        _at_least("eval_every_epochs", 0),
+        _at_least("eval_every_epochs", 0), _at_least("eval_batch_size", 1), _at_least("log_every_iters", 1),
     ),
     "EvalConfig": (_at_least("max_hois", 1), _at_least("batch_size", 1)),
     "SyntheticConfig": (

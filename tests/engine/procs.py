@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -37,15 +38,23 @@ def kill_mid_epoch(proc: subprocess.Popen, run_dir: Path, timeout: float = 200) 
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (Path(run_dir) / "metrics.json").exists(), "killed too late to test anything"
+    assert not (Path(run_dir) / "train_summary.json").exists(), "killed too late to test anything"
 
 
-def weights(run_dir: Path) -> dict:
-    return torch.load(Path(run_dir) / "checkpoint.pth", weights_only=True)["model"]
+def weights(run_dir: Path, name: str = "checkpoint_last.pth") -> dict:
+    return torch.load(Path(run_dir) / name, weights_only=True)["model"]
+
+
+def log_without_times(run_dir: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in x.items() if k not in ("epoch_time", "images_per_s")} for x in lines]
 
 
 def assert_same_run(a: Path, b: Path) -> None:
-    """Identical metrics and bit-identical final weights."""
-    assert read_json(Path(a) / "metrics.json") == read_json(Path(b) / "metrics.json")
+    """Identical losses, selection metrics and bit-identical final weights."""
+    assert read_json(Path(a) / "train_summary.json")["selection"] == read_json(Path(b) / "train_summary.json")["selection"]
+    la, lb = log_without_times(a), log_without_times(b)
+    diff = [(x["epoch"], k, x.get(k), y.get(k)) for x, y in zip(la, lb) for k in set(x) | set(y) if x.get(k) != y.get(k)]
+    assert len(la) == len(lb) and not diff, diff
     wa, wb = weights(a), weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

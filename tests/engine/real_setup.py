@@ -84,3 +84,38 @@ def uniform_run(rank: int, world: int, root: str, run_dir: str, micro: int, port
     finally:
         engine_train.evaluate_model = evaluate
         shutdown(env)
+
+
+def gbs_then_amm(rank: int, world: int, root: str, out: str, zero_grad: str, port: int) -> None:
+    """Two optimiser steps of the tiny HQM model (GBS, then AMM: the GBS query encoder is unused);
+    rank 0 saves the encoder's weights and AdamW state after each step to ``out``."""
+    import os
+
+    import torch
+
+    from hqm.engine.distributed import build_dist_env, shutdown
+    from hqm.engine.train import _wrap, build_components, build_optimizer, train_step
+
+    if world > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                          WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    cfg = tiny_config(Path(root), "hqm", zero_grad=zero_grad)
+    env = build_dist_env("cpu", 1)
+    try:
+        torch.manual_seed(0)
+        comps = build_components(cfg, env.rank)
+        model = comps.model
+        net = _wrap(model, cfg, env)
+        optimizer = build_optimizer(model, cfg.train)
+        batch = comps.collate([comps.train_set[i] for i in (2 * rank, 2 * rank + 1)])
+        encoder = dict(model.query_embed_sp.named_parameters())
+        snaps = []
+        for stream in ("gbs", "amm"):
+            train_step(net, comps.criterion, optimizer, [batch], env, cfg.train, stream)
+            snaps.append({name: {"weight": p.detach().clone(),
+                                 **{k: v.clone() for k, v in optimizer.state.get(p, {}).items()}}
+                          for name, p in encoder.items()})
+        if env.is_main:
+            torch.save(snaps, out)
+    finally:
+        shutdown(env)

@@ -104,12 +104,3 @@ def test_trained_checkpoint_and_converted_weights_formats(tmp_path):
     assert set(torch.load(tmp_path / "w.pth", weights_only=True)) == {"model", "meta"}
     assert torch.equal(ckpt.load_state_dict_file(tmp_path / "w.pth")["w"], state["w"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth", "w.pth"]  # no temporary left
-
-
-def test_resume_world_size_is_checked_against_the_same_config_only(tmp_path):
-    ckpt.check_resume_world_size(tmp_path, 2, {"a": 1})  # no state: nothing to say
-    ckpt.save_state(tmp_path, {"world_size": 1, "config": {"a": 1}})
-    ckpt.check_resume_world_size(tmp_path, 1, {"a": 1})
-    ckpt.check_resume_world_size(tmp_path, 2, {"a": 2})  # another config trains afresh
-    with pytest.raises(HqmError, match="last.pth: saved with world size 1, resumed with 2; resume with the same"):
-        ckpt.check_resume_world_size(tmp_path, 2, {"a": 1})

@@ -32,24 +32,42 @@ def hqm_cli(*args, wait=True):
     return procs.start([sys.executable, "-m", "hqm.cli", *map(str, args)], wait=wait, timeout=300)
 
 
+EVAL_ALL = '{"hico_protocols": ["qpic", "official"], "hico_settings": ["default", "known_object"], "batch_size": 2}'
+
+
 @pytest.mark.slow
-def test_two_process_gloo_training_and_evaluation(root, tmp_path):
-    cfg_path = tmp_path / "config.yaml"
-    save_run_config(real_setup.tiny_config(root, "hqm", epochs=1), cfg_path)
-    hqm_cli("train", "--config", cfg_path, "--out", tmp_path / "run", "--nproc", 2, "--device", "cpu")
-    metrics = read_json(tmp_path / "run" / "metrics.json")
-    assert (metrics["method"], metrics["epoch"], metrics["selected_on_test"]) == ("hqm", 1, False)
-    default = metrics["hico"]["qpic"]["default"]
-    assert 0.0 <= default["mAP"] <= 1.0 and "per_category" not in default
-    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 1 and log[0]["test"]["qpic"]["default"]["mAP"] == default["mAP"]
+def test_two_process_gloo_training_then_evaluate_stage(root, tmp_path):
+    """train (2 gloo ranks, selection every epoch) -> evaluate last and best in one process: the
+    stage's QPIC number equals the in-training selection number (sharding lost or repeated nothing)."""
+    cfg_path = tmp_path / "run_config.yaml"
+    save_run_config(real_setup.tiny_config(root, "hqm", epochs=2, eval_cadence="qpic", select_best=True,
+                                           eval_batch_size=2), cfg_path)
+    run = tmp_path / "run"
+    hqm_cli("train", "--config", cfg_path, "--out", run, "--nproc", 2, "--device", "cpu")
+    summary = read_json(run / "train_summary.json")
+    assert (summary["method"], summary["provenance"]["world_size"]) == ("hqm", 2)
+    sel = summary["selection"]
+    assert set(sel["values"]) == {"1", "2"} and sel["best_epoch"] in (1, 2) and sel["last_epoch"] == 2
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert {"train_loss", "train_gbs_loss_obj_ce", "train_amm_loss_obj_ce"} <= set(log[0])  # AJL: both streams
-    # the same checkpoint re-evaluated in one process: sharding lost or repeated no image
-    hqm_cli("evaluate", "--checkpoint", tmp_path / "run" / "checkpoint.pth", "--dataset-root", root,
-            "--format", "hico", "--out", tmp_path / "eval.json", "--device", "cpu")
-    again = read_json(tmp_path / "eval.json")
-    assert again["num_images"] == 4
-    assert again["hico"]["qpic"]["default"]["mAP"] == pytest.approx(default["mAP"], abs=1e-6)
+    assert "official" not in log[0]["test"]  # training computes the selection protocol only
+    for which, epoch in (("last", 2), ("best", sel["best_epoch"])):
+        hqm_cli("evaluate", "--checkpoint", run / f"checkpoint_{which}.pth", "--dataset-root", root,
+                "--format", "hico", "--out", run / f"metrics_{which}.json", "--eval-json", EVAL_ALL,
+                "--headline-out", run / f"headline_{which}.json", "--device", "cpu")
+        metrics = read_json(run / f"metrics_{which}.json")
+        assert (metrics["checkpoint"], metrics["epoch"], metrics["selected_on_test"]) == (which, epoch, which == "best")
+        assert (metrics["dataset"], metrics["variant"], metrics["seed"], metrics["num_images"]) == \
+            ("synthetic_hico", "hqm", 42, 4)
+        assert metrics["provenance"]["world_size"] == 1 and metrics["evaluation"]["batch_size"] == 2
+        block = metrics["hico"]
+        assert set(block) == {"qpic", "official"} and set(block["official"]) == {"default", "known_object"}
+        assert block["qpic"]["default"]["mAP"] == pytest.approx(sel["values"][str(epoch)], abs=1e-6)
+        head = read_json(run / f"headline_{which}.json")
+        assert head["checkpoint"] == which
+        assert head["hico_default_full"] == pytest.approx(100 * block["official"]["default"]["mAP"])
+        assert head["hico_known_object_rare"] == pytest.approx(100 * block["official"]["known_object"]["mAP rare"])
+        assert head["hico_qpic_full"] == pytest.approx(100 * sel["values"][str(epoch)], abs=1e-4)
 
 
 @pytest.mark.slow

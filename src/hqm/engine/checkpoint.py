@@ -216,17 +216,3 @@ def load_state(run_dir: str | Path) -> dict[str, Any] | None:
         raise HqmError(f"{path}: not a training state of this version ({STATE_FORMAT}); "
                        f"delete {path.parent} to restart the run")
     return state
-
-
-def check_resume_world_size(run_dir: str | Path, world_size: int, config: dict) -> None:
-    """Refuse, before any process starts, to resume a state saved with another world size.
-
-    ``config`` is the run's plain config: the state of another configuration is not resumed
-    (the run starts afresh), so it is not checked either.
-    """
-    state = load_state(run_dir)
-    if state is None or state.get("config") != config:
-        return
-    if state.get("world_size") != world_size:
-        raise HqmError(f"{state_path(run_dir)}: saved with world size {state.get('world_size')}, "
-                       f"resumed with {world_size}; resume with the same --nproc (and --nnodes)")

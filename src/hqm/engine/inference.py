@@ -13,6 +13,17 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from hqm.config import (
+    AugmentConfig,
+    DatasetConfig,
+    EvalConfig,
+    HardQueryConfig,
+    ModelConfig,
+    RunConfig,
+    from_dict,
+    to_dict,
+)  # fmt: skip
+from hqm.engine.checkpoint import load_checkpoint, load_weights
 from hqm.engine.distributed import DistEnv, all_gather_objects, broadcast_object
 from hqm.errors import HqmError
 
@@ -95,15 +106,32 @@ def gather_predictions(local: list[tuple[int, Any]], env: DistEnv) -> list[Any] 
 
 
 def evaluate_model(model, dataset, collate_fn, meta, eval_cfg, env: DistEnv, num_workers: int = 0, bf16: bool = False) -> dict:
-    """Metrics of ``model`` on ``dataset`` (same dict on every rank)."""
-    from hqm.evaluation.run import evaluate_dataset
+    """The in-training selection block of ``model`` on ``dataset`` (same dict on every rank)."""
+    from hqm.engine.selection import evaluate_predictions
 
     local = predict_shard(model, dataset, collate_fn, env, eval_cfg.batch_size, num_workers, bf16)
     predictions = gather_predictions(local, env)
     metrics = None
     if env.is_main:
-        metrics = evaluate_dataset(meta.format, meta.root, predictions, eval_cfg, per_category=False)
+        metrics = evaluate_predictions(meta.format, meta.root, predictions, eval_cfg)
     return broadcast_object(metrics, env)
+
+
+def _load_for_evaluation(checkpoint: str, released: str | None, unsafe_pickle: bool = False):
+    """(model config, method, hard-query config, augment config, run description) of a checkpoint."""
+    if released is not None:  # the paper's R50 model with default settings
+        run = {"dataset": None, "variant": released, "method": released, "seed": None, "epoch": None}
+        return ModelConfig(), "qpic", HardQueryConfig(), AugmentConfig(), run
+    saved = load_checkpoint(checkpoint, unsafe_pickle)
+    if not isinstance(saved.get("config"), dict):
+        raise HqmError(f"{checkpoint}: no 'config' entry; for released QPIC/HQM files pass --released")
+    config = dict(saved["config"])
+    config.pop("evaluation", None)  # evaluation settings come from the command, never the run
+    cfg = from_dict(RunConfig, config, f"{checkpoint}: config")
+    model_cfg = from_dict(type(cfg.model), {**to_dict(cfg.model), "init_weights": None, "backbone_weights": None})
+    run = {"dataset": cfg.dataset_name, "variant": cfg.variant, "method": cfg.method, "seed": cfg.seed,
+           "epoch": saved.get("epoch")}
+    return model_cfg, cfg.method, cfg.hard_queries, cfg.augment, run
 
 
 def evaluate_checkpoint(
@@ -111,60 +139,42 @@ def evaluate_checkpoint(
     dataset_root: str,
     fmt: str,
     env: DistEnv,
+    eval_cfg=None,
     released: str | None = None,
     vcoco_pickle: str | None = None,
     unsafe_pickle: bool = False,
-) -> dict:
-    """Metrics of a checkpoint (ours, or a released QPIC / HQM one) on a dataset's test split.
+) -> dict | None:
+    """Every protocol ``eval_cfg`` (the ``evaluation:`` section) asks for, on a checkpoint (ours, or a
+    released QPIC / HQM one) and a dataset's test split; the metrics dict on rank 0, None elsewhere.
 
-    Our checkpoints carry their run config (model size, augmentation, evaluation options); a
-    released one is the paper's R50 model with default settings. Inference is the QPIC path for
-    every method (method.md §8.6), so released HQM weights load into a plain QPIC detector.
+    Inference is the QPIC path for every method (method.md §8.6), so released HQM weights load into
+    a plain QPIC detector. ``checkpoint`` says ``last`` or ``best`` (from the file name); a best
+    checkpoint was selected on the test split and is labelled so.
     """
-    from hqm.config import DatasetConfig, EvalConfig, RunConfig, from_dict
     from hqm.data.datasets import build_dataset, collate, dataset_meta
-    from hqm.engine.checkpoint import load_checkpoint, load_weights
+    from hqm.engine.metrics_io import checkpoint_label, format_block
     from hqm.models.build import build_detector
 
-    if released is None:
-        saved = load_checkpoint(checkpoint, unsafe_pickle)
-        if not isinstance(saved.get("config"), dict):
-            raise HqmError(f"{checkpoint}: no 'config' entry; for released QPIC/HQM files pass --released")
-        cfg = from_dict(RunConfig, saved["config"], f"{checkpoint}: config")
-        model_cfg, method, hard = cfg.model, cfg.method, cfg.hard_queries
-        augment, eval_cfg = cfg.augment, cfg.evaluation
-    else:
-        from hqm.config import AugmentConfig, HardQueryConfig, ModelConfig
-
-        model_cfg, method, hard = ModelConfig(), "qpic", HardQueryConfig()
-        augment, eval_cfg = AugmentConfig(), EvalConfig()
+    eval_cfg = eval_cfg or EvalConfig()
+    model_cfg, method, hard, augment, run = _load_for_evaluation(checkpoint, released, unsafe_pickle)
     ds = DatasetConfig(format=fmt, root=str(dataset_root))
     meta = dataset_meta(ds)
-    model_cfg = from_dict(type(model_cfg), {**_plain(model_cfg), "init_weights": None, "backbone_weights": None})
     model = build_detector(model_cfg, method, hard, meta.num_obj_classes, meta.num_verb_classes)
     load_weights(model, checkpoint, unsafe_pickle=unsafe_pickle)
     model.to(env.device)
     dataset = build_dataset(ds, "test", augment)
-    local = predict_shard(model, dataset, collate, env, eval_cfg.batch_size)
-    predictions = gather_predictions(local, env)
-    metrics = None
-    if env.is_main:
-        from hqm.evaluation.run import evaluate_dataset
+    predictions = gather_predictions(predict_shard(model, dataset, collate, env, eval_cfg.batch_size), env)
+    if not env.is_main:
+        return None
+    from hqm.evaluation.run import evaluate_dataset
 
-        result = evaluate_dataset(meta.format, meta.root, predictions, eval_cfg, per_category=False)
-        metrics = {"checkpoint": str(checkpoint), "released": released, "dataset_root": str(dataset_root),
-                   "format": fmt, "num_images": len(predictions)}
-        from hqm.engine.metrics_io import format_block
+    label = "released" if released else checkpoint_label(checkpoint)
+    metrics = {**run, "format": fmt, "selected_on_test": label == "best", "checkpoint": label,
+               "checkpoint_path": str(checkpoint), "released": released, "dataset_root": str(dataset_root),
+               "num_images": len(predictions)}  # fmt: skip
+    metrics.update(format_block(fmt, evaluate_dataset(meta.format, meta.root, predictions, eval_cfg, per_category=True)))
+    if vcoco_pickle:
+        from hqm.evaluation.vcoco import write_official_pickle
 
-        metrics.update(format_block(fmt, result))
-        if vcoco_pickle:
-            from hqm.evaluation.vcoco import write_official_pickle
-
-            write_official_pickle(vcoco_pickle, predictions, meta.correct_mat)
-    return broadcast_object(metrics, env)
-
-
-def _plain(obj) -> dict:
-    from hqm.config import to_dict
-
-    return to_dict(obj)
+        write_official_pickle(vcoco_pickle, predictions, meta.correct_mat)
+    return metrics

@@ -5,30 +5,37 @@ micro-batches, gradients are summed locally (divided by A) and averaged over ran
 (W, A) with the same G trains the same recipe (method.md §5.3). N_int, the loss normaliser of the
 subject boxes (method.md §4), is computed once per step over all micro-batches of all ranks. The
 AJL hard stream is chosen once per step, the same on every rank (method.md §8.4).
+
+After the evaluated epochs (:mod:`hqm.engine.selection`) the fast selection metric is computed;
+the run writes ``checkpoint_last.pth`` and, with ``train.select_best``, ``checkpoint_best.pth``,
+plus log.jsonl, curves.csv, config.yaml and train_summary.json (docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from hqm.config import RunConfig, TrainConfig, save_run_config, to_dict
+from hqm.config import RunConfig, TrainConfig
 from hqm.engine import checkpoint as ckpt
-from hqm.engine import metrics_io
+from hqm.engine import metrics_io, provenance, selection
 from hqm.engine.distributed import DistEnv, all_gather_objects, all_reduce_sum, barrier
 from hqm.engine.inference import autocast_context, evaluate_model, to_float
+from hqm.engine.progress import Progress, epoch_line
+from hqm.engine.resume import load_resumable, training_config
 from hqm.engine.sampler import MicroBatchSampler, SeededItems, StepPlan
 from hqm.errors import HqmError
+from hqm.io import atomic_write
 
 
 @dataclass
@@ -43,21 +50,25 @@ class TrainComponents:
     meta: Any  # DatasetMeta: format, root, num_obj_classes, num_verb_classes
 
 
-def build_components(cfg: RunConfig) -> TrainComponents:
-    """Datasets, detector and criterion of ``cfg`` (same weights on every rank: seeded)."""
+def build_components(cfg: RunConfig, rank: int = 0) -> TrainComponents:
+    """Datasets, detector and criterion of ``cfg`` (same weights on every rank: seeded).
+
+    ``rank`` seeds the rank's own hard-query draws (GBS shifts, AMM ranks)."""
     from hqm.data.datasets import build_dataset, collate, dataset_meta
     from hqm.models.build import build_criterion, build_detector
 
     meta = dataset_meta(cfg.dataset)
     model = build_detector(
-        cfg.model, cfg.method, cfg.hard_queries, meta.num_obj_classes, meta.num_verb_classes, seed=cfg.seed
+        cfg.model, cfg.method, cfg.hard_queries, meta.num_obj_classes, meta.num_verb_classes, seed=cfg.seed,
+        rank=rank,
     )
     if cfg.model.init_weights:
         from hqm.engine.checkpoint import load_initial_weights
 
         load_initial_weights(model, cfg.model.init_weights)
     criterion = build_criterion(
-        cfg.loss, cfg.method, cfg.hard_queries, meta.num_obj_classes, meta.num_verb_classes
+        cfg.loss, cfg.method, cfg.hard_queries, meta.num_obj_classes, meta.num_verb_classes,
+        dec_layers=cfg.model.dec_layers,
     )
     train_set = build_dataset(cfg.dataset, "train", cfg.augment)
     test_set = build_dataset(cfg.dataset, "test", cfg.augment)
@@ -136,7 +147,9 @@ def train_step(
     if train.clip_max_norm > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.clip_max_norm)
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    # "zeros" keeps zero-filled grads (torch 1.5, as published): a parameter unused in the next
+    # step (the GBS encoder on an AMM step) still gets AdamW's moment and weight-decay update.
+    optimizer.zero_grad(set_to_none=train.zero_grad == "none")
     keys = sorted(sums)
     values = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32) for k in keys]).cpu().tolist()
     means = {k: v / accum for k, v in zip(keys, values)}
@@ -154,135 +167,190 @@ def _merge_sums(per_rank: list[dict[str, list[float]]]) -> dict[str, float]:
     return {k: s / n for k, (s, n) in sorted(merged.items()) if n}
 
 
-def _progress(total: int, initial: int, env: DistEnv, desc: str):
-    from tqdm import tqdm
+@dataclass
+class Session:
+    """One process's view of a run in progress (built by :func:`_start`)."""
 
-    return tqdm(
-        total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
-        disable=(not env.is_main) or None, file=sys.stderr,
-    )  # fmt: skip
+    cfg: RunConfig
+    run_dir: Path
+    env: DistEnv
+    comps: TrainComponents
+    model: torch.nn.Module  # the bare model (state dicts); ``net`` is what trains (DDP or itself)
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    schedule: Any
+    plan: StepPlan
+    provenance: dict
+    start_epoch: int = 0
+    start_step: int = 0
+    history: list = field(default_factory=list)  # one record per finished epoch
+    loss_sums: dict = field(default_factory=dict)  # {term: [sum, count]} of the current epoch
+    wall_before: float = 0.0  # training seconds of earlier (killed) sessions
+    session_t0: float = 0.0
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.perf_counter() - self.session_t0
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "state" / "best.pth"
+
+    def snapshot(self, epoch: int, step: int) -> None:
+        """Save the resumable state (every rank calls it: RNG states are gathered)."""
+        per_rank = all_gather_objects({"rng": ckpt.capture_rng(self.model), "loss_sums": self.loss_sums}, self.env)
+        if self.env.is_main:
+            ckpt.save_state(self.run_dir, {
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "lr_scheduler": self.scheduler.state_dict(), "epoch": epoch, "step": step,
+                "history": self.history, "per_rank": per_rank, "world_size": self.env.world_size,
+                "config": training_config(self.cfg), "wall_time": self.wall_time(),
+            })  # fmt: skip
+        barrier(self.env)
 
 
-def _is_eval_epoch(epoch: int, train: TrainConfig) -> bool:
-    last = epoch == train.epochs - 1
-    every = train.eval_every_epochs
-    return last or (every > 0 and (epoch + 1) % every == 0)
+def _wrap(model: torch.nn.Module, cfg: RunConfig, env: DistEnv) -> torch.nn.Module:
+    if not env.distributed:
+        return model
+    find_unused = cfg.train.find_unused_parameters or cfg.method != "qpic"
+    device_ids = [env.device.index] if env.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused)
 
 
-def run_training(cfg: RunConfig, run_dir: str | Path, env: DistEnv, components: TrainComponents | None = None) -> dict:
-    """Train (resuming from ``<run_dir>/state`` if present), evaluate, write the final artefacts.
-
-    Returns the metrics dict written to ``metrics.json`` (on every rank).
-    """
-    run_dir = Path(run_dir)
-    train = cfg.train
+def _start(cfg: RunConfig, run_dir: Path, env: DistEnv, comps: TrainComponents | None, restart: bool) -> Session:
+    """Build everything, then restore the saved state unless this is a fresh start."""
     seed_everything(cfg.seed + env.rank)
-    comps = components if components is not None else build_components(cfg)
+    state = load_resumable(run_dir, cfg, env.world_size, restart)
+    comps = comps if comps is not None else build_components(cfg, env.rank)
     model = comps.model.to(env.device)
-    criterion = comps.criterion.to(env.device)
+    comps.criterion.to(env.device)
+    train = cfg.train
     plan = StepPlan(len(comps.train_set), train.global_batch_size, train.micro_batch_size,
                     env.world_size, env.rank, cfg.seed)  # fmt: skip
     optimizer = build_optimizer(model, train)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, train.lr_drop)
-    schedule = build_hard_schedule(cfg, env)
-    if env.is_main:
-        save_run_config(cfg, run_dir / "config.yaml")
-
-    start_epoch, start_step, history = 0, 0, []
-    loss_sums: dict[str, list[float]] = {}
-    state = ckpt.load_state(run_dir)
-    if state is not None and state.get("config") != to_dict(cfg):
-        state = None  # the state of another configuration (params changed since): train afresh
+    hosts = all_gather_objects(provenance.this_host(), env)
+    s = Session(cfg, run_dir, env, comps, model, model, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, train.lr_drop),
+                build_hard_schedule(cfg, env), plan, provenance.collect(cfg.seed, env.world_size, hosts),
+                session_t0=time.perf_counter())  # fmt: skip
     if state is not None:
-        if state["world_size"] != env.world_size:
-            raise HqmError(
-                f"{ckpt.state_path(run_dir)}: saved with world size {state['world_size']}, "
-                f"resumed with {env.world_size}; resume with the same --nproc"
-            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["lr_scheduler"])
-        start_epoch, start_step, history = state["epoch"], state["step"], state["history"]
+        s.scheduler.load_state_dict(state["lr_scheduler"])
+        if train.zero_grad == "zeros":  # an uninterrupted run holds zero grads for every stepped param
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if optimizer.state.get(p):
+                        p.grad = torch.zeros_like(p)
+        s.start_epoch, s.start_step, s.history = state["epoch"], state["step"], state["history"]
+        s.wall_before = state.get("wall_time", 0.0)
         mine = state["per_rank"][env.rank]
         ckpt.restore_rng(mine["rng"], model)
-        loss_sums = mine["loss_sums"]
-
-    find_unused = train.find_unused_parameters or cfg.method != "qpic"
-    ddp_model = (
-        DistributedDataParallel(
-            model, device_ids=[env.device.index] if env.device.type == "cuda" else None,
-            find_unused_parameters=find_unused,
-        )
-        if env.distributed else model
-    )  # fmt: skip
-
-    def snapshot(epoch: int, step: int) -> None:
-        per_rank = all_gather_objects({"rng": ckpt.capture_rng(model), "loss_sums": loss_sums}, env)
-        if env.is_main:
-            ckpt.save_state(run_dir, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "lr_scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
-                "history": history, "per_rank": per_rank, "world_size": env.world_size,
-                "config": to_dict(cfg),
-            })  # fmt: skip
-        barrier(env)
-
-    workers = train.num_workers
-    items = SeededItems(comps.train_set)
-    for epoch in range(start_epoch, train.epochs):
-        first = start_step if epoch == start_epoch else 0
-        if first == 0:
-            loss_sums = {}
-        ddp_model.train()
-        criterion.train()
-        loader = DataLoader(
-            items, batch_sampler=MicroBatchSampler(plan, epoch, first), num_workers=workers,
-            collate_fn=comps.collate, generator=torch.Generator(),  # never touch the global RNG
-            persistent_workers=False,
-        )  # fmt: skip
-        batches = iter(loader)
-        t0, images_seen = time.perf_counter(), 0
-        bar = _progress(plan.steps_per_epoch, first, env, f"epoch {epoch + 1}/{train.epochs}")
-        for step in range(first, plan.steps_per_epoch):
-            micro = [next(batches) for _ in range(plan.accumulation_steps)]
-            stream = schedule.stream(epoch, step)
-            result = train_step(ddp_model, criterion, optimizer, micro, env, train, stream)
-            if not np.isfinite(result.loss):
-                raise HqmError(f"{run_dir}: loss is {result.loss} at epoch {epoch} step {step}; stopping")
-            for k, v in [("loss", result.loss), *result.terms.items()]:
-                acc = loss_sums.setdefault(k, [0.0, 0])
-                acc[0] += v
-                acc[1] += 1
-            images_seen += result.images * env.world_size
-            rate = images_seen / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(loss=f"{result.loss:.4f}", img_s=f"{rate:.1f}", refresh=False)
-            bar.update(1)
-            done = epoch * plan.steps_per_epoch + step + 1
-            if train.checkpoint_every_iters > 0 and done % train.checkpoint_every_iters == 0 \
-                    and step + 1 < plan.steps_per_epoch:
-                snapshot(epoch, step + 1)
-        bar.close()
-        del batches, loader
-        elapsed = time.perf_counter() - t0
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
-        record.update({f"train_{k}": v for k, v in _merge_sums(all_gather_objects(loss_sums, env)).items()})
-        record.update({"epoch_time": elapsed, "images_per_s": images_seen / max(elapsed, 1e-9)})
-        record["test"] = None
-        if _is_eval_epoch(epoch, train):
-            result = evaluate_model(model, comps.test_set, comps.collate, comps.meta, cfg.evaluation,
-                                    env, workers, train.bf16)  # fmt: skip
-            record["test"] = metrics_io.format_block(cfg.dataset.format, result)
-        history.append(record)
-        snapshot(epoch + 1, 0)
-        if env.is_main:
-            metrics_io.write_log(run_dir / "log.jsonl", history, cfg.dataset.format)
-
-    metrics = metrics_io.build_metrics(cfg, history)
+        s.loss_sums = mine["loss_sums"]
+    elif env.is_main and s.best_path.exists():
+        s.best_path.unlink()  # the best weights of a discarded state
     if env.is_main:
-        ckpt.save_checkpoint(run_dir / "checkpoint.pth", model.state_dict(), to_dict(cfg), train.epochs)
-        metrics_io.write_log(run_dir / "log.jsonl", history, cfg.dataset.format)
-        metrics_io.write_metrics(run_dir / "metrics.json", metrics)
+        with atomic_write(run_dir / "config.yaml", "w", encoding="utf-8") as handle:
+            yaml.safe_dump({**training_config(cfg), "provenance": s.provenance}, handle, sort_keys=False)
     barrier(env)
-    return metrics
+    s.net = _wrap(model, cfg, env)
+    return s
+
+
+def _train_epoch(s: Session, epoch: int) -> tuple[float, int]:
+    """Run the optimiser steps of ``epoch`` left to do; returns (seconds, images seen by all ranks)."""
+    train, plan = s.cfg.train, s.plan
+    first = s.start_step if epoch == s.start_epoch else 0
+    if first == 0:
+        s.loss_sums = {}
+    s.net.train()
+    s.comps.criterion.train()
+    loader = DataLoader(
+        SeededItems(s.comps.train_set), batch_sampler=MicroBatchSampler(plan, epoch, first),
+        num_workers=train.num_workers, collate_fn=s.comps.collate,
+        generator=torch.Generator(), persistent_workers=False,  # never touch the global RNG
+    )  # fmt: skip
+    batches = iter(loader)
+    t0, images_seen = time.perf_counter(), 0
+    bar = Progress(epoch, train.epochs, plan.steps_per_epoch, first, train.log_every_iters, s.env.is_main)
+    for step in range(first, plan.steps_per_epoch):
+        micro = [next(batches) for _ in range(plan.accumulation_steps)]
+        stream = s.schedule.stream(epoch, step)
+        result = train_step(s.net, s.comps.criterion, s.optimizer, micro, s.env, train, stream)
+        if not np.isfinite(result.loss):
+            raise HqmError(f"{s.run_dir}: loss is {result.loss} at epoch {epoch} step {step}; stopping")
+        for k, v in [("loss", result.loss), *result.terms.items()]:
+            acc = s.loss_sums.setdefault(k, [0.0, 0])
+            acc[0] += v
+            acc[1] += 1
+        images_seen += result.images * s.env.world_size
+        bar.update(result.loss, images_seen / max(time.perf_counter() - t0, 1e-9))
+        done = epoch * plan.steps_per_epoch + step + 1
+        if train.checkpoint_every_iters > 0 and done % train.checkpoint_every_iters == 0 \
+                and step + 1 < plan.steps_per_epoch:
+            s.snapshot(epoch, step + 1)
+    bar.close()
+    del batches, loader
+    return time.perf_counter() - t0, images_seen
+
+
+def _end_epoch(s: Session, epoch: int, elapsed: float, images: int) -> None:
+    """Log the epoch, evaluate it when the cadence says so, keep the best weights, save state."""
+    train, fmt = s.cfg.train, s.cfg.dataset.format
+    lr = s.optimizer.param_groups[0]["lr"]
+    s.scheduler.step()
+    record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+    record.update({f"train_{k}": v for k, v in _merge_sums(all_gather_objects(s.loss_sums, s.env)).items()})
+    record.update({"epoch_time": elapsed, "images_per_s": images / max(elapsed, 1e-9)})
+    record["test"], record["selection_map"] = None, None
+    if selection.is_eval_epoch(epoch, train):
+        result = evaluate_model(s.model, s.comps.test_set, s.comps.collate, s.comps.meta,
+                                selection.selection_eval_config(train), s.env, train.num_workers, train.bf16)
+        record["test"] = metrics_io.format_block(fmt, result)
+        record["selection_map"] = selection.selection_score(fmt, record["test"])
+    prior = [h["selection_map"] for h in s.history if h.get("selection_map") is not None]
+    score = record["selection_map"]
+    improved = score is not None and (not prior or score > max(prior))  # ties: the earliest epoch
+    s.history.append(record)
+    if train.select_best and improved and s.env.is_main:
+        ckpt.save_checkpoint(s.best_path, s.model.state_dict(), training_config(s.cfg), epoch + 1)
+    s.snapshot(epoch + 1, 0)
+    if s.env.is_main:
+        metrics_io.write_log(s.run_dir / "log.jsonl", s.history, fmt)
+        metrics_io.write_curves(s.run_dir / "curves.csv", s.history)
+        epoch_line(epoch, train.epochs, record)
+
+
+def _finish(s: Session) -> dict:
+    """The final artefacts: checkpoint_last/best.pth, log.jsonl, curves.csv, train_summary.json."""
+    cfg, fmt, wall = s.cfg, s.cfg.dataset.format, s.wall_time()
+    summary = {
+        "dataset": cfg.dataset_name, "format": fmt, "variant": cfg.variant, "method": cfg.method,
+        "seed": cfg.seed, "epochs": cfg.train.epochs,
+        "selection": selection.summary(fmt, s.history, cfg.train.select_best),
+        "wall_time_s": wall, "provenance": {**s.provenance, "wall_time_s": wall},
+    }  # fmt: skip
+    if s.env.is_main:
+        ckpt.save_checkpoint(s.run_dir / "checkpoint_last.pth", s.model.state_dict(), training_config(cfg), cfg.train.epochs)
+        if cfg.train.select_best:
+            if not s.best_path.is_file():
+                raise HqmError(f"{s.run_dir}: select_best is on but no epoch was scored (no test metric)")
+            best = torch.load(s.best_path, map_location="cpu", weights_only=True)
+            ckpt.save_checkpoint(s.run_dir / "checkpoint_best.pth", best["model"], best["config"], best["epoch"])
+        metrics_io.write_log(s.run_dir / "log.jsonl", s.history, fmt)
+        metrics_io.write_curves(s.run_dir / "curves.csv", s.history)
+        metrics_io.write_summary(s.run_dir / "train_summary.json", summary)
+    barrier(s.env)
+    return summary
+
+
+def run_training(cfg: RunConfig, run_dir: str | Path, env: DistEnv, components: TrainComponents | None = None,
+                 restart: bool = False) -> dict:
+    """Train (resuming from ``<run_dir>/state`` unless ``restart``), evaluating on the configured
+    cadence; returns the train_summary.json content (on every rank)."""
+    if cfg.train.epochs < 1:
+        raise HqmError(f"train.epochs: {cfg.train.epochs}; a run needs at least one epoch")
+    s = _start(cfg, Path(run_dir), env, components, restart)
+    for epoch in range(s.start_epoch, cfg.train.epochs):
+        elapsed, images = _train_epoch(s, epoch)
+        _end_epoch(s, epoch, elapsed, images)
+    return _finish(s)
