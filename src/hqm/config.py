@@ -210,6 +210,7 @@ class ArtefactConfig:
     gdrive_id: str | None = None  # a Drive file id (older params files); tried after ``sources``
     extract_to: str | None = None  # unpack archives here (relative to the data dir)
     strip_top_folder: bool = False  # unpack the archive's single top folder's content (GitHub archives)
+    size: int | None = None  # expected byte count, where one is known: checked before pinning
     # What the file must be before it is pinned: auto = from the file name (.zip/.tar* list,
     # .pth loads as a state dict, .json parses, .pickle/.mat magic), or one kind, or none.
     content: Literal["auto", "archive", "state_dict", "json", "pickle", "mat", "none"] = "auto"
@@ -278,6 +279,26 @@ class RunConfig:
 # ---------------------------------------------------------------------------------------------
 # Loading and resolving
 # ---------------------------------------------------------------------------------------------
+
+
+def load_artefacts(path: str | Path, overlays: list[str | Path] = ()) -> tuple[dict[str, ArtefactConfig], str]:
+    """Only what ``hqm fetch`` reads: the ``artefacts`` section (validated) and ``experiment.data_dir``.
+
+    A fetch must not depend on the training sections, so a file listing artefacts alone serves.
+    """
+    data = load_yaml(path)
+    source = str(path)
+    for overlay in overlays:
+        data = deep_merge(data, load_yaml(overlay))
+        source = f"{source}+{overlay}"
+    section = data.get("artefacts") or {}
+    if not isinstance(section, dict):
+        raise HqmError(f"{source}: artefacts: expected a mapping of name -> entry")
+    artefacts = {name: from_dict(ArtefactConfig, entry if isinstance(entry, dict) else {}, source,
+                                 prefix=f"artefacts.{name}", complete=True)
+                 for name, entry in section.items()}  # fmt: skip
+    data_dir = (data.get("experiment") or {}).get("data_dir", "data")
+    return artefacts, str(data_dir)
 
 
 def load_params(path: str | Path | dict, overlays: list[str | Path] = ()) -> Params:

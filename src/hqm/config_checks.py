@@ -27,7 +27,7 @@ from hqm.methods import get_method
 # Keys that may be left out of a complete file: per-variant overrides and optional artefact fields.
 OPTIONAL_KEYS: dict[str, frozenset[str]] = {
     "VariantConfig": frozenset({"train", "hard_queries", "model"}),
-    "ArtefactConfig": frozenset({"sources", "url", "gdrive_id", "extract_to", "strip_top_folder", "content", "manual"}),
+    "ArtefactConfig": frozenset({"sources", "url", "gdrive_id", "extract_to", "strip_top_folder", "size", "content", "manual"}),
 }
 
 # A rule: (key it reports, predicate on the built object, what the value must be).

@@ -26,13 +26,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hqm.config import load_params
+    from hqm.config import load_artefacts
     from hqm.data.download import fetch_all
 
-    params = load_params(args.params, args.overlay)
-    data_dir = args.data_dir or params.experiment.data_dir
+    artefacts, params_data_dir = load_artefacts(args.params, args.overlay)
+    data_dir = args.data_dir or params_data_dir
     where = "+".join([args.params, *args.overlay])
-    paths = fetch_all(params.artefacts, args.names, data_dir, where=where, offline=args.offline,
+    paths = fetch_all(artefacts, args.names, data_dir, where=where, offline=args.offline,
                       retries=args.retries, timeout=args.timeout, progress=not args.no_progress)  # fmt: skip
     print(json.dumps({name: str(path) for name, path in paths.items()}))
     return 0

@@ -90,7 +90,7 @@ def load_detector(checkpoint: str | Path, meta: DatasetMeta) -> tuple[torch.nn.M
 
 def pick_images(dataset: HOIDataset, count: int, seed: int) -> list[int]:
     """``count`` test images with at least one GT pair, drawn with ``seed``, in dataset order."""
-    candidates = [i for i, rec in enumerate(dataset.records) if rec.hois]
+    candidates = [i for i, rec in enumerate(dataset.records) if len(rec.hois)]
     if not candidates:
         raise HqmError(f"{dataset.meta.annotations('test')}: no test image has an HOI annotation")
     return sorted(random.Random(seed).sample(candidates, min(count, len(candidates))))
