@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import fcntl
 import os
+import random
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -39,7 +40,7 @@ def _config(tmp: Path) -> Path:
 
 
 def _random_bytes(tmp: Path) -> None:
-    (tmp / "ckpt.pth").write_bytes(os.urandom(20000))
+    (tmp / "ckpt.pth").write_bytes(random.Random(1).randbytes(20000))  # seeded: same error path every run
 
 
 def _truncated(tmp: Path) -> None:
@@ -69,7 +70,7 @@ def _a_list(tmp: Path) -> None:
 def _state_bytes(tmp: Path) -> None:
     _config(tmp)
     (tmp / "run" / "state").mkdir(parents=True)
-    (tmp / "run" / "state" / "last.pth").write_bytes(os.urandom(5000))
+    (tmp / "run" / "state" / "last.pth").write_bytes(random.Random(2).randbytes(5000))
 
 
 def _state_of_one_rank(tmp: Path) -> None:
@@ -98,7 +99,7 @@ TRAIN = ("train", "--config", "{tmp}/run_config.yaml", "--out", "{tmp}/run", "--
 RUN_OUTPUTS = ("run/config.yaml", "run/checkpoint.pth", "run/log.jsonl", "run/metrics.json")
 
 CASES = [
-    Case("eval_random_bytes", _random_bytes, EVAL, ("{tmp}/ckpt.pth: not a PyTorch checkpoint",),
+    Case("eval_random_bytes", _random_bytes, EVAL, ("{tmp}/ckpt.pth: not a readable PyTorch checkpoint",),
          ("metrics.json",)),
     Case("eval_truncated", _truncated, EVAL, ("{tmp}/ckpt.pth: not a", "PyTorch checkpoint"), ("metrics.json",)),
     Case("eval_pickled_code", _pickled_code, EVAL,
@@ -117,7 +118,7 @@ CASES = [
          ("{tmp}/ckpt.pth: checkpoint pickles a posix.system object", "--unsafe-pickle"),
          ("w.pth", "w.pth.json", "ran")),
     Case("train_state_random_bytes", _state_bytes, TRAIN,
-         ("{tmp}/run/state/last.pth: not a PyTorch training state", "delete {tmp}/run/state"), RUN_OUTPUTS),
+         ("{tmp}/run/state/last.pth: not a readable PyTorch training state", "delete {tmp}/run/state"), RUN_OUTPUTS),
     Case("train_state_other_world_size", _state_of_one_rank, (*TRAIN, "--nproc", "2"),
          ("{tmp}/run/state/last.pth: saved with world size 1, resumed with 2",), RUN_OUTPUTS),
     Case("train_locked_folder", _locked, TRAIN,

@@ -96,7 +96,7 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", unsafe_pi
     except pickle.UnpicklingError as exc:
         name = _unsupported_global(exc)  # None for garbage ("invalid load key", "Unsupported operand")
         if name is None:
-            raise HqmError(f"{path}: not a PyTorch {what} (foreign or corrupted file){tail}") from None
+            raise HqmError(f"{path}: not a readable PyTorch {what} (foreign or corrupted file){tail}") from None
         raise HqmError(f"{path}: {what} pickles a {name} object; {hint or UNSAFE_HINT}") from None
     except Exception as exc:  # noqa: BLE001 - zip, EOF, unpickling errors of any kind: not readable
         raise HqmError(f"{path}: not a readable PyTorch {what} (truncated or foreign file: "
