@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "train",  # train: one (dataset, variant, seed) run
     "evaluate",  # evaluate: a checkpoint on a dataset
     "eval_predictions",  # eval-predictions: a predictions file against ground truth
+    "pipeline",  # resolve-config, grid: the drivers' glue
     "report",  # resolve-config, tables, plots
 )
 

@@ -216,6 +216,7 @@ class ExperimentConfig:
     backbone_weights: str = "detr_r50"  # artefact name of the DETR checkpoint to convert, or none
     gpus_per_run: int = 0  # GPUs (= torchrun processes) per training job; 0 = CPU
     cpu_procs_per_run: int = 1  # torchrun processes per training job on CPU (gloo)
+    nodes_per_run: int = 1  # nodes one training spans (SLURM); gpus_per_run / nodes_per_run GPUs each
 
 
 @dataclass

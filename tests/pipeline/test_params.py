@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from hqm import config as cfgmod
-from hqm.commands.report import resolve_config
+from hqm.commands.pipeline import resolve_config
 from hqm.config import deep_merge, load_params, to_dict
 from hqm.errors import HqmError
-from hqm.reporting.pipeline_params import cli_flags, select_params, train_param_keys
+from hqm.pipeline.params import cli_flags, select_params, train_param_keys
 
 
 def schema(repo):
@@ -66,6 +66,7 @@ def test_run_keys_follow_the_method(params_data):
     for v, ks in keys.items():
         assert [k for k in ks if k.startswith("variants.")] == [f"variants.{v}"]
         assert {"model", "loss", "train", "augment", "datasets.synthetic_hico"} <= set(ks)
+        assert not any(k.startswith("evaluation") for k in ks)  # the evaluate stage reads it
     with pytest.raises(HqmError, match="variants.nope.method"):
         train_param_keys(params_data, "synthetic_hico", "nope")
 
@@ -102,7 +103,7 @@ def test_cli_flags():
 
 
 def test_retype_cli_strings():
-    from hqm.reporting.pipeline_params import retype_cli_strings
+    from hqm.pipeline.params import retype_cli_strings
 
     tree = {"train": {"lr": "0.5", "epochs": "3", "bf16": "true"}, "model": {"init_weights": "null"},
             "experiment": {"backbone_weights": "none", "seeds": ["1", "2"], "data_dir": "data"},
