@@ -13,10 +13,16 @@ RESULTS = EXP["results_dir"]
 DATASETS = EXP["datasets"]
 VARIANTS = EXP["variants"]
 SEEDS = EXP["seeds"]
+GPUS_PER_NODE = EXP["gpus_per_run"] // EXP["nodes_per_run"]
+if GPUS_PER_NODE * EXP["nodes_per_run"] != EXP["gpus_per_run"]:
+    raise ValueError("params: experiment.nodes_per_run must divide experiment.gpus_per_run")
 RUN = f"{RUNS}/{{dataset}}/{{variant}}/seed{{seed}}"
 # Locally `hqm train --claim-gpus` pins free GPU ids (--resources gpu=N only counts them); under
 # SLURM the scheduler allocates the GPUs, so the job claims none.
-CLAIM_GPUS = not (workflow.executor_plugin and workflow.executor_plugin.name.startswith("slurm"))
+def claim_gpus():
+    """Asked when the jobs are built (the executor settings are not known while parsing)."""
+    settings = type(workflow.executor_settings).__module__ if workflow.executor_settings else ""
+    return not settings.startswith("snakemake_executor_plugin_slurm") and "SLURM_JOB_ID" not in os.environ
 
 for _name, _ds in config["datasets"].items():
     if _ds["root"] != f"{DATA}/{_name}":
@@ -70,7 +76,7 @@ def rule_inputs(name):
 
 
 def rule_command(name):
-    return lambda wildcards: snake.command(config, name, wildcards, CLAIM_GPUS)
+    return lambda wildcards: snake.command(config, name, wildcards, claim_gpus())
 
 
 def datasets_of_format(fmt):

@@ -26,8 +26,10 @@ rule train:
     params:
         cmd=rule_command("train"),
     resources:
-        gpu=EXP["gpus_per_run"] // EXP["nodes_per_run"],  # local --resources gpu=N counts these
-    threads: max(EXP["gpus_per_run"] // EXP["nodes_per_run"], EXP["cpu_procs_per_run"])
+        gpu=GPUS_PER_NODE,  # local --resources gpu=N counts these
+        gres=f"gpu:{GPUS_PER_NODE}" if GPUS_PER_NODE else "",  # SLURM, per node
+        nodes=EXP["nodes_per_run"],
+    threads: max(GPUS_PER_NODE, EXP["cpu_procs_per_run"])
     conda:
         "../envs/hqm.yaml"
     log:
@@ -51,7 +53,8 @@ if datasets_of_format("hico"):
         wildcard_constraints:
             dataset=datasets_of_format("hico"),
         resources:
-            gpu=min(EXP["gpus_per_run"], 1),
+            gpu=min(GPUS_PER_NODE, 1),
+            gres="gpu:1" if GPUS_PER_NODE else "",
         conda:
             "../envs/hqm.yaml"
         log:
@@ -72,7 +75,8 @@ if datasets_of_format("vcoco"):
         wildcard_constraints:
             dataset=datasets_of_format("vcoco"),
         resources:
-            gpu=min(EXP["gpus_per_run"], 1),
+            gpu=min(GPUS_PER_NODE, 1),
+            gres="gpu:1" if GPUS_PER_NODE else "",
         conda:
             "../envs/hqm.yaml"
         log:
