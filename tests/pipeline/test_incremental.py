@@ -1,0 +1,98 @@
+"""What an edit reruns, in both drivers, on the CI overlay with the stand-in hqm (fake_hqm.py):
+evaluation.* reruns evaluation and the reports only; a variant's entry its runs only; the DVC grid
+grows and shrinks with experiment.seeds / experiment.variants."""
+
+import json
+import re
+import subprocess
+import sys
+
+import yaml
+
+from hqm.config import deep_merge
+from hqm.pipeline.dvc import render
+
+from .conftest import CI_OVERLAY, REPO
+
+DVC = [str(REPO / ".venv/bin/dvc")] if (REPO / ".venv/bin/dvc").exists() else [sys.executable, "-m", "dvc"]
+
+
+def run(cmd, cwd, env):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def job_counts(dry_run_output):
+    stats = dry_run_output.split("Job stats:")[1].split("Reasons:")[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M) if rule != "total"}
+
+
+def ci_params():
+    return deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), yaml.safe_load(CI_OVERLAY.read_text()))
+
+
+def test_snakemake_edits_rerun_only_their_stages(fake_hqm_env, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(ci_params(), sort_keys=False))
+    base = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "1"]
+    run(base, work, fake_hqm_env)
+    assert (work / "results/tables/synthetic_hico.md").exists()
+    assert "Nothing to be done" in run(base + ["-n"], work, fake_hqm_env)
+    run_cfg = yaml.safe_load((work / "runs/synthetic_hico/hqm/seed1/run_config.yaml").read_text())
+    assert "evaluation" not in run_cfg and run_cfg["train"]["epochs"] == 1
+
+    out = run(base + ["-n", "--config", "evaluation={batch_size: 3}"], work, fake_hqm_env)
+    assert job_counts(out) == {"evaluate": 2, "tables": 1, "plots": 1, "all": 1}
+    out = run(base + ["-n", "--config", "variants={hqm: {method: hqm, train: {lr: 0.0002}}}"], work, fake_hqm_env)
+    assert job_counts(out) == {"resolve_config": 1, "train": 1, "evaluate": 1, "tables": 1, "plots": 1,
+                               "gallery": 1, "all": 1}
+    assert "variant=qpic" not in out
+    # an evaluation edit, run: the evaluations see the new settings, the trainings are untouched
+    ckpt = work / "runs/synthetic_hico/qpic/seed1/checkpoint_last.pth"
+    before = ckpt.stat().st_mtime_ns
+    run(base + ["--config", "evaluation={batch_size: 3}"], work, fake_hqm_env)
+    metrics = json.loads((work / "runs/synthetic_hico/qpic/seed1/metrics_last.json").read_text())
+    assert json.loads(metrics["evaluation"])["batch_size"] == 3 and ckpt.stat().st_mtime_ns == before
+
+
+def dvc_changed(status_output):
+    return {line.rstrip(":").strip() for line in status_output.splitlines()
+            if line.rstrip().endswith(":") and not line.startswith(("\t", " "))}
+
+
+def test_dvc_edits_rerun_only_their_stages(fake_hqm_env, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    params = ci_params()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / "dvc.yaml").write_text(render(params))
+    run(DVC + ["init", "--no-scm", "-q"], work, fake_hqm_env)
+    run(DVC + ["repro"], work, fake_hqm_env)
+    assert (work / "results/tables/synthetic_hico.md").exists()
+    assert "up to date" in run(DVC + ["status"], work, fake_hqm_env)
+
+    edited = deep_merge(params, {"evaluation": {"batch_size": 3}})
+    (work / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert dvc_changed(run(DVC + ["status"], work, fake_hqm_env)) == {
+        "evaluate-synthetic_hico@qpic-1-last", "evaluate-synthetic_hico@hqm-1-last"}
+    calls = tmp_path / "hqm_calls.jsonl"
+    calls.write_text("")
+    run(DVC + ["repro"], work, fake_hqm_env)
+    commands = [json.loads(line)[0] for line in calls.read_text().splitlines()]
+    assert "train" not in commands and commands.count("evaluate") == 2 and "tables" in commands
+
+    # one more seed: DVC's matrix adds its runs, nothing else of the old runs reruns
+    grown = deep_merge(edited, {"experiment": {"seeds": [1, 2]}})
+    (work / "params.yaml").write_text(yaml.safe_dump(grown, sort_keys=False))
+    changed = dvc_changed(run(DVC + ["status"], work, fake_hqm_env))
+    assert {"train-synthetic_hico@qpic-2", "train-synthetic_hico@hqm-2"} <= changed
+    assert not any("-1" in name and name.startswith(("train", "evaluate")) for name in changed)
+    calls.write_text("")
+    run(DVC + ["repro"], work, fake_hqm_env)
+    trains = [json.loads(line) for line in calls.read_text().splitlines() if json.loads(line)[0] == "train"]
+    assert sorted(argv[argv.index("--out") + 1] for argv in trains) == [
+        "runs/synthetic_hico/hqm/seed2", "runs/synthetic_hico/qpic/seed2"]
+    tables = [json.loads(line) for line in calls.read_text().splitlines() if json.loads(line)[0] == "tables"]
+    assert len(tables) == 1 and sum("seed2" in a for a in tables[0]) == 2  # the grid's files, via hqm grid
