@@ -96,3 +96,33 @@ def test_dvc_edits_rerun_only_their_stages(fake_hqm_env, tmp_path):
         "runs/synthetic_hico/hqm/seed2", "runs/synthetic_hico/qpic/seed2"]
     tables = [json.loads(line) for line in calls.read_text().splitlines() if json.loads(line)[0] == "tables"]
     assert len(tables) == 1 and sum("seed2" in a for a in tables[0]) == 2  # the grid's files, via hqm grid
+
+
+def test_dvc_pull_gives_a_coauthor_the_results_without_training(fake_hqm_env, tmp_path):
+    """`dvc push` to a local remote; a fresh checkout with `dvc pull` is up to date (no training)."""
+    work, clone, remote = tmp_path / "work", tmp_path / "clone", tmp_path / "remote"
+    work.mkdir()
+    params = ci_params()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / "dvc.yaml").write_text(render(params))
+    for where in (work, clone):  # the committed .dvc/config: a default local-folder remote
+        where.mkdir(exist_ok=True)
+        run(DVC + ["init", "--no-scm", "-q"], where, fake_hqm_env)
+        (where / ".dvc/config").write_text((REPO / ".dvc/config").read_text())
+        run(DVC + ["config", "core.no_scm", "true"], where, fake_hqm_env)  # these copies have no git
+        assert run(DVC + ["remote", "default"], where, fake_hqm_env).strip() == "local"
+        run(DVC + ["remote", "modify", "--local", "local", "url", str(remote)], where, fake_hqm_env)
+    run(DVC + ["repro"], work, fake_hqm_env)
+    run(DVC + ["push"], work, fake_hqm_env)
+    for name in ("params.yaml", "dvc.yaml", "dvc.lock"):
+        (clone / name).write_text((work / name).read_text())
+    calls = tmp_path / "hqm_calls.jsonl"
+    calls.write_text("")
+    run(DVC + ["pull"], clone, fake_hqm_env)
+    for path in ("runs/synthetic_hico/hqm/seed1/checkpoint_last.pth", "runs/synthetic_hico/hqm/seed1/curves.csv",
+                 "runs/synthetic_hico/qpic/seed1/metrics_last.json", "results/tables/synthetic_hico.md"):
+        assert (clone / path).read_bytes() == (work / path).read_bytes(), path
+    assert "up to date" in run(DVC + ["status"], clone, fake_hqm_env)
+    run(DVC + ["repro", "--force", "--single-item", "tables-synthetic_hico"], clone, fake_hqm_env)
+    commands = [json.loads(line)[0] for line in calls.read_text().splitlines()]
+    assert "train" not in commands and "tables" in commands  # tables again, from pulled metrics
