@@ -59,8 +59,8 @@ def test_dvc_grid_follows_params(repo, params_data, tmp_path):
     stages = dvc_stages(tmp_path, edited)
     trains = {n for n in stages if n.startswith("train-synthetic_hico")}
     assert trains == {f"train-synthetic_hico@{v}-{s}" for v in ("qpic", "hqm") for s in (42, 43, 44)}
-    # the same dvc.yaml text as for the committed params: nothing of the grid is written out
-    assert render(edited) == render(params_data)
+    # the same stages as for the committed params: nothing of the grid is written out in them
+    assert yaml.safe_load(render(edited))["stages"] == yaml.safe_load(render(params_data))["stages"]
 
 
 def test_paper_trainings_launch_on_one_node_with_8_gpus(repo, tool_env, tmp_path):

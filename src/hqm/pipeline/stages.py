@@ -22,8 +22,7 @@ AXES = {"dataset": (), "run": ("variant", "seed"), "eval": ("variant", "seed", "
 @dataclass(frozen=True)
 class Out:
     path: str
-    kind: str = "outs"  # outs | metrics | plots (DVC's sections)
-    cache: bool = True  # DVC caches (and `dvc push`es) every run output; reports are small files
+    kind: str = "outs"  # outs | metrics | plots (DVC's sections); DVC caches (and pushes) them all
 
 
 @dataclass(frozen=True)
