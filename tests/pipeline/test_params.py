@@ -112,3 +112,49 @@ def test_retype_cli_strings():
     assert tree["train"] == {"lr": 0.5, "epochs": 3, "bf16": True} and tree["model"]["init_weights"] is None
     assert tree["experiment"] == {"backbone_weights": "none", "seeds": [1, 2], "data_dir": "data"}
     assert tree["artefacts"]["a"]["sha256"] == "12345678"
+
+
+def test_resolve_config_writes_no_evaluation_and_names_the_weights(repo, params_data, tmp_path, capsys):
+    from hqm.cli import main
+
+    paper = deep_merge(params_data, yaml.safe_load((repo / "config/paper.yaml").read_text()))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(paper))
+    runs = {}
+    for variant in ("qpic", "hqm"):
+        out = tmp_path / f"{variant}.yaml"
+        assert main(["resolve-config", "--params", str(tmp_path / "p.yaml"), "--dataset", "vcoco",
+                     "--variant", variant, "--seed", "3", "--out", str(out)]) == 0
+        runs[variant] = yaml.safe_load(out.read_text())
+    assert "evaluation" not in runs["hqm"] and runs["hqm"]["seed"] == 3
+    assert runs["qpic"]["model"]["init_weights"] == "data/weights/detr_r50_vcoco_qpic.pth"
+    assert runs["hqm"]["model"]["init_weights"] == "data/weights/detr_r50_vcoco_hqm.pth"
+    cfg = cfgmod.load_run_config(tmp_path / "hqm.yaml")  # the engine reads it back
+    assert cfg.method == "hqm" and cfg.train.epochs == 80
+    # the evaluation section changes nothing a training reads
+    edited = copy.deepcopy(paper)
+    edited["evaluation"]["batch_size"] = 1
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(edited))
+    main(["resolve-config", "--params", str(tmp_path / "e.yaml"), "--dataset", "vcoco", "--variant", "hqm",
+          "--seed", "3", "--out", str(tmp_path / "e_out.yaml")])
+    assert (tmp_path / "e_out.yaml").read_text() == (tmp_path / "hqm.yaml").read_text()
+    # bad input: one line naming the entry, nothing written
+    assert main(["resolve-config", "--params-json", "{bad", "--dataset", "vcoco", "--variant", "hqm",
+                 "--seed", "1", "--out", str(tmp_path / "x.yaml")]) == 2
+    assert "--params-json: malformed JSON" in capsys.readouterr().err and not (tmp_path / "x.yaml").exists()
+
+
+def test_grid_prints_the_runs_of_the_grid(repo, tmp_path, capsys):
+    from hqm.cli import main
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["experiment"]["seeds"] = [1, 2]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--dataset", "synthetic_hico",
+                 "metrics_last.json"]) == 0
+    files = capsys.readouterr().out.split()
+    assert len(files) == 8 and files[:2] == ["runs/synthetic_hico/qpic/seed1/metrics_last.json",
+                                             "runs/synthetic_hico/qpic/seed2/metrics_last.json"]
+    assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--variants"]) == 0
+    assert capsys.readouterr().out.split() == ["qpic", "gbs", "amm", "hqm"]
+    assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--dataset", "nope", "x.json"]) == 2
+    assert "experiment.datasets has no dataset 'nope'" in capsys.readouterr().err

@@ -1,10 +1,10 @@
-"""Which ``params.yaml`` entries each pipeline stage depends on, shared by both drivers.
+"""Which ``params.yaml`` entries each pipeline stage depends on, and the drivers' small helpers.
 
 Only the drivers (Snakefile, dvc.yaml generator) and ``hqm resolve-config`` read this module.
-
-The Snakefile passes exactly these subtrees to ``hqm resolve-config`` (so ``--config`` overrides
-reach the CLI and a change reruns only the runs that read it); ``dvc.yaml`` lists the same keys
-under each stage's ``params:``. A variant's training reads the hard-query settings of its method only.
+The Snakefile passes exactly a run's entries to ``hqm resolve-config --params-json`` (so
+``--config`` overrides reach the CLI and Snakemake's params trigger reruns only the runs that read
+a changed entry). A variant's training reads the hard-query settings of its method only
+(``hqm.methods``), never the ``evaluation`` section.
 """
 
 from __future__ import annotations

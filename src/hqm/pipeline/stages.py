@@ -12,7 +12,7 @@ Lists of run files that DVC cannot template (tables, plots) come from ``hqm grid
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 RUN = "{runs}/{dataset}/{variant}/seed{seed}"
 # the grid axes of each kind of stage (DVC matrix keys; Snakemake wildcards besides dataset)
@@ -21,12 +21,21 @@ AXES = {"dataset": (), "run": ("variant", "seed"), "eval": ("variant", "seed", "
 
 @dataclass(frozen=True)
 class Out:
+    """One output pattern and the dvc.yaml section it goes to."""
+
     path: str
     kind: str = "outs"  # outs | metrics | plots (DVC's sections); DVC caches (and pushes) them all
 
 
 @dataclass(frozen=True)
 class Stage:
+    """One stage: Snakemake rule ``name``, DVC stage ``<name>-<dataset>`` (matrix over its grid).
+
+    Besides the grid wildcards, ``cmd`` holds tokens each driver fills in: ``{params}`` (the run's
+    params: JSON from Snakemake, params.yaml for DVC), ``{evaluation}``, ``{claim}`` (GPU pinning),
+    ``{variants}`` and, for the dataset-wide stages, one token per ``deps`` key (the grid's files).
+    """
+
     name: str
     grid: str  # a key of AXES
     cmd: str
@@ -34,9 +43,6 @@ class Stage:
     outs: dict[str, Out]
     dvc_params: tuple[str, ...] = ()
     formats: tuple[str, ...] = ("hico", "vcoco")  # dataset formats the stage exists for
-    gpu: bool = False  # runs on GPUs (SLURM: the GPU partition); other stages are light
-    snake_only: dict[str, str] = field(default_factory=dict)  # {token: Snakemake replacement}
-    dvc_only: dict[str, str] = field(default_factory=dict)  # {token: DVC replacement}
 
 
 def checkpoints(params: dict) -> list[str]:
@@ -81,35 +87,13 @@ def init_weights_deps(params: dict, dataset: str) -> list[str]:
     return [weights_file(exp["data_dir"], exp["backbone_weights"], fmt, layout) for layout in ("qpic", "hqm")]
 
 
-def stage_table(params: dict, dataset: str) -> list[Stage]:
-    """The stages of one dataset, in pipeline order (patterns keep the grid wildcards)."""
-    exp = params["experiment"]
-    ds = params["datasets"][dataset]
-    run = RUN.replace("{runs}", exp["runs_dir"])
-    res = exp["results_dir"]
-    synthetic = ds["source"] == "synthetic"
-    eval_outs = {
-        "metrics": Out(f"{run}/metrics_{{which}}.json", "metrics"),
-        "headline": Out(f"{run}/headline_{{which}}.json", "metrics"),
-    }
-    vcoco_pickle = {"pickle": Out(f"{run}/vcoco_{{which}}.pkl")}
-    eval_cmd = (
-        f"hqm evaluate --checkpoint {run}/checkpoint_{{which}}.pth --dataset-root {{root}} --format {{format}} "
-        f"--out {run}/metrics_{{which}}.json --headline-out {run}/headline_{{which}}.json{{pickle}} {{evaluation}}"
-    )
-    train_outs = {
-        "checkpoint": Out(f"{run}/checkpoint_last.pth"),
-        "log": Out(f"{run}/log.jsonl"),
-        "curves": Out(f"{run}/curves.csv", "plots"),
-        "config": Out(f"{run}/config.yaml"),
-        "summary": Out(f"{run}/train_summary.json"),
-    }
+def _run_stages(params: dict, dataset: str, run: str) -> list[Stage]:
+    """resolve-config and train of one run (wildcards variant, seed)."""
+    outs = {"checkpoint": Out(f"{run}/checkpoint_last.pth"), "log": Out(f"{run}/log.jsonl"),
+            "curves": Out(f"{run}/curves.csv", "plots"), "config": Out(f"{run}/config.yaml"),
+            "summary": Out(f"{run}/train_summary.json")}
     if "best" in checkpoints(params):
-        train_outs["best"] = Out(f"{run}/checkpoint_best.pth")
-    which = checkpoints(params)
-    plots = {f"{kind}_{ext}": Out(f"{res}/plots/{{dataset}}_{kind}.{ext}")
-             for kind in ("curves", "categories") for ext in ("png", "pdf")}
-    plots["csv"] = Out(f"{res}/plots/{{dataset}}_curves.csv")
+        outs["best"] = Out(f"{run}/checkpoint_best.pth")
     return [
         Stage(
             "resolve_config", "run",
@@ -125,33 +109,47 @@ def stage_table(params: dict, dataset: str) -> list[Stage]:
             f"hqm train --config {run}/run_config.yaml --out {run} {launch_flags(params)}",
             deps={"config": [f"{run}/run_config.yaml"], "data": [dataset_ready(params, dataset)],
                   "weights": init_weights_deps(params, dataset)},
-            outs=train_outs, gpu=True,
+            outs=outs,
         ),
-        Stage(
-            "evaluate", "eval", eval_cmd.replace("{pickle}", ""),
-            deps={"checkpoint": [f"{run}/checkpoint_{{which}}.pth"], "data": [dataset_ready(params, dataset)]},
-            outs=eval_outs, dvc_params=("evaluation",), formats=("hico",), gpu=exp["gpus_per_run"] > 0,
-        ),
-        Stage(
-            "evaluate_vcoco", "eval",
-            eval_cmd.replace("{pickle}", f" --vcoco-pickle {run}/vcoco_{{which}}.pkl"),
-            deps={"checkpoint": [f"{run}/checkpoint_{{which}}.pth"], "data": [dataset_ready(params, dataset)]},
-            outs={**eval_outs, **vcoco_pickle}, dvc_params=("evaluation",), formats=("vcoco",),
-            gpu=exp["gpus_per_run"] > 0,
-        ),
+    ]
+
+
+def _eval_stages(params: dict, dataset: str, run: str) -> list[Stage]:
+    """evaluate (HICO-DET format) and evaluate_vcoco (+ the official pickle) of one checkpoint."""
+    outs = {"metrics": Out(f"{run}/metrics_{{which}}.json", "metrics"),
+            "headline": Out(f"{run}/headline_{{which}}.json", "metrics")}
+    cmd = (f"hqm evaluate --checkpoint {run}/checkpoint_{{which}}.pth --dataset-root {{root}} --format {{format}} "
+           f"--out {run}/metrics_{{which}}.json --headline-out {run}/headline_{{which}}.json{{pickle}} {{evaluation}}")
+    deps = {"checkpoint": [f"{run}/checkpoint_{{which}}.pth"], "data": [dataset_ready(params, dataset)]}
+    return [
+        Stage("evaluate", "eval", cmd.replace("{pickle}", ""), deps=deps, outs=outs,
+              dvc_params=("evaluation",), formats=("hico",)),
+        Stage("evaluate_vcoco", "eval", cmd.replace("{pickle}", f" --vcoco-pickle {run}/vcoco_{{which}}.pkl"),
+              deps=deps, outs={**outs, "pickle": Out(f"{run}/vcoco_{{which}}.pkl")},
+              dvc_params=("evaluation",), formats=("vcoco",)),
+    ]
+
+
+def _report_stages(params: dict, dataset: str, run: str) -> list[Stage]:
+    """tables and plots over the dataset's runs, a gallery per variant (its first seed)."""
+    res = params["experiment"]["results_dir"]
+    synthetic = params["datasets"][dataset]["source"] == "synthetic"
+    plots = {f"{kind}_{ext}": Out(f"{res}/plots/{{dataset}}_{kind}.{ext}")
+             for kind in ("curves", "categories") for ext in ("png", "pdf")}
+    plots["csv"] = Out(f"{res}/plots/{{dataset}}_curves.csv")
+    return [
         Stage(
             "tables", "dataset",
             f"hqm tables --metrics {{metrics}} --out-dir {res}/tables --dataset {{dataset}} "
             f"--backbone {params['model']['backbone']} --variants {{variants}}" + (" --synthetic" if synthetic else ""),
-            deps={"metrics": [f"{run}/metrics_{w}.json" for w in which]},
+            deps={"metrics": [f"{run}/metrics_{w}.json" for w in checkpoints(params)]},
             outs={ext: Out(f"{res}/tables/{{dataset}}.{ext}") for ext in ("md", "tex", "csv")},
             dvc_params=("model.backbone",),
         ),
         Stage(
             "plots", "dataset",
             f"hqm plots --logs {{logs}} --metrics {{last}} --out-dir {res}/plots --dataset {{dataset}}",
-            deps={"logs": [f"{run}/log.jsonl"], "last": [f"{run}/metrics_last.json"]},
-            outs=plots,
+            deps={"logs": [f"{run}/log.jsonl"], "last": [f"{run}/metrics_last.json"]}, outs=plots,
         ),
         Stage(
             "gallery", "gallery",
@@ -161,6 +159,13 @@ def stage_table(params: dict, dataset: str) -> list[Stage]:
             outs={"png": Out(f"{res}/gallery/{{dataset}}/{{variant}}.png")},
         ),
     ]
+
+
+def stage_table(params: dict, dataset: str) -> list[Stage]:
+    """The stages of one dataset, in pipeline order (patterns keep the grid wildcards)."""
+    run = RUN.replace("{runs}", params["experiment"]["runs_dir"])
+    return [*_run_stages(params, dataset, run), *_eval_stages(params, dataset, run),
+            *_report_stages(params, dataset, run)]
 
 
 def stages_of(params: dict, dataset: str) -> dict[str, Stage]:
