@@ -126,3 +126,29 @@ def test_dvc_pull_gives_a_coauthor_the_results_without_training(fake_hqm_env, tm
     run(DVC + ["repro", "--force", "--single-item", "tables-synthetic_hico"], clone, fake_hqm_env)
     commands = [json.loads(line)[0] for line in calls.read_text().splitlines()]
     assert "train" not in commands and "tables" in commands  # tables again, from pulled metrics
+
+
+def test_dvc_exp_run_set_param_adds_and_drops_runs(fake_hqm_env, tmp_path):
+    """`dvc exp run -S experiment.seeds=[...]` / `-S experiment.variants=[...]` change the runs."""
+    work = tmp_path / "work"
+    work.mkdir()
+    params = ci_params()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / "dvc.yaml").write_text(render(params))
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    run(["git", "init", "-q"], work, fake_hqm_env)
+    run(DVC + ["init", "-q"], work, fake_hqm_env)
+    run(DVC + ["config", "core.analytics", "false"], work, fake_hqm_env)
+    run(DVC + ["repro"], work, fake_hqm_env)
+    run(git + ["add", "-A"], work, fake_hqm_env)
+    run(git + ["commit", "-qm", "baseline"], work, fake_hqm_env)
+    calls = tmp_path / "hqm_calls.jsonl"
+    calls.write_text("")
+    run(DVC + ["exp", "run", "-S", "experiment.seeds=[1,2]", "-S", "experiment.variants=[hqm]"], work, fake_hqm_env)
+    argvs = [json.loads(line) for line in calls.read_text().splitlines()]
+    trained = sorted(a[a.index("--out") + 1] for a in argvs if a[0] == "train")
+    assert trained == ["runs/synthetic_hico/hqm/seed2"]  # seed 1 of hqm was already there
+    tables = next(a for a in argvs if a[0] == "tables")
+    metrics = tables[tables.index("--metrics") + 1:tables.index("--out-dir")]
+    assert metrics == ["runs/synthetic_hico/hqm/seed1/metrics_last.json", "runs/synthetic_hico/hqm/seed2/metrics_last.json"]
+    assert tables[tables.index("--variants") + 1] == "hqm"
