@@ -158,3 +158,17 @@ def test_grid_prints_the_runs_of_the_grid(repo, tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["qpic", "gbs", "amm", "hqm"]
     assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--dataset", "nope", "x.json"]) == 2
     assert "experiment.datasets has no dataset 'nope'" in capsys.readouterr().err
+
+
+def test_archives_unpack_where_the_converters_look(repo, params_data):
+    """`strip_top_folder` (GitHub archives named after a commit) puts the content at extract_to."""
+    from hqm.pipeline.dvc import data_stages
+    from hqm.pipeline.params import unpacked_dir
+
+    old = {"extract_to": "raw/vcoco"}
+    new = {"extract_to": "raw/vcoco/v-coco-master", "strip_top_folder": True}
+    assert unpacked_dir("data", old, "v-coco-master") == unpacked_dir("data", new, "v-coco-master")
+    paper = deep_merge(params_data, yaml.safe_load((repo / "config/paper.yaml").read_text()))
+    paper["artefacts"]["vcoco_data"].update(new)
+    cmd = data_stages(paper)["convert_vcoco-vcoco"]["cmd"]
+    assert "--official-data data/raw/vcoco/v-coco-master/data " in cmd

@@ -4,7 +4,7 @@ import json
 import os
 
 from hqm.pipeline import snake
-from hqm.pipeline.params import cli_flags
+from hqm.pipeline.params import cli_flags, unpacked_dir
 
 EXP = config["experiment"]
 DATA = EXP["data_dir"]
@@ -57,9 +57,9 @@ def artefact_file(name):
     return f"{DATA}/{_artefact(name)['path']}"
 
 
-def artefact_dir(name):
-    """Where fetch unpacked the artefact's archive."""
-    return f"{DATA}/{_artefact(name).get('extract_to') or ''}".rstrip("/")
+def artefact_dir(name, top_folder):
+    """Where fetch unpacked the archive's ``top_folder`` (artefacts.<name>.extract_to)."""
+    return unpacked_dir(DATA, _artefact(name), top_folder)
 
 
 def dataset_format(wildcards):

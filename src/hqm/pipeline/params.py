@@ -67,6 +67,14 @@ def weights_layout(method: str) -> str:
     return get_method(method).weight_layout
 
 
+def unpacked_dir(data_dir: str, artefact: dict, top_folder: str) -> str:
+    """Where an archive's ``top_folder`` landed: ``<data>/<extract_to>/<top_folder>``, or
+    ``<data>/<extract_to>`` itself when fetch stripped the archive's single top folder
+    (``strip_top_folder: true``, e.g. a GitHub archive named after its commit)."""
+    root = f"{data_dir}/{artefact.get('extract_to') or ''}".rstrip("/")
+    return root if artefact.get("strip_top_folder") else f"{root}/{top_folder}"
+
+
 def weights_file(data_dir: str, detr: str, fmt: str, layout: str) -> str:
     """Where convert-weights writes the DETR checkpoint ``detr`` converted for a format and layout."""
     return f"{data_dir}/weights/{detr}_{fmt}_{layout}.pth"
