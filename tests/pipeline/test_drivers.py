@@ -13,6 +13,7 @@ import yaml
 
 from hqm.config import deep_merge
 from hqm.pipeline.dvc import render
+from hqm.pipeline.stages import checkpoints
 
 from .graphs import compare, dvc_stages, snakemake_jobs, snakemake_localrules
 
@@ -35,7 +36,8 @@ def test_demo_graphs_match(repo, params_data, tool_env, tmp_path):
     snake, _ = snakemake_jobs(tmp_path, tool_env)
     compare(snake, dvc, params_data, tmp_path)
     assert sum(j["rule"] == "train" for j in snake.values()) == 8
-    assert sum(j["rule"].startswith("evaluate") for j in snake.values()) == 8
+    evaluations = 8 * len(checkpoints(params_data))  # last (+ best with train.select_best)
+    assert sum(j["rule"].startswith("evaluate") for j in snake.values()) == evaluations
     train = dvc["train-synthetic_vcoco@hqm-42"]
     assert train["params"] == []  # a training reads its run_config.yaml, whose content decides
     assert "variants.hqm" in dvc["resolve_config-synthetic_vcoco@hqm-42"]["params"]

@@ -11,6 +11,7 @@ import yaml
 
 from hqm.config import deep_merge
 from hqm.pipeline.dvc import render
+from hqm.pipeline.stages import checkpoints
 
 from .conftest import CI_OVERLAY, REPO
 
@@ -43,10 +44,11 @@ def test_snakemake_edits_rerun_only_their_stages(fake_hqm_env, tmp_path):
     run_cfg = yaml.safe_load((work / "runs/synthetic_hico/hqm/seed1/run_config.yaml").read_text())
     assert "evaluation" not in run_cfg and run_cfg["train"]["epochs"] == 1
 
+    kept = len(checkpoints(ci_params()))  # last (+ best with train.select_best)
     out = run(base + ["-n", "--config", "evaluation={batch_size: 3}"], work, fake_hqm_env)
-    assert job_counts(out) == {"evaluate": 2, "tables": 1, "plots": 1, "all": 1}
+    assert job_counts(out) == {"evaluate": 2 * kept, "tables": 1, "plots": 1, "all": 1}
     out = run(base + ["-n", "--config", "variants={hqm: {method: hqm, train: {lr: 0.0002}}}"], work, fake_hqm_env)
-    assert job_counts(out) == {"resolve_config": 1, "train": 1, "evaluate": 1, "tables": 1, "plots": 1,
+    assert job_counts(out) == {"resolve_config": 1, "train": 1, "evaluate": kept, "tables": 1, "plots": 1,
                                "gallery": 1, "all": 1}
     assert "variant=qpic" not in out
     # an evaluation edit, run: the evaluations see the new settings, the trainings are untouched
@@ -76,12 +78,13 @@ def test_dvc_edits_rerun_only_their_stages(fake_hqm_env, tmp_path):
     edited = deep_merge(params, {"evaluation": {"batch_size": 3}})
     (work / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
     assert dvc_changed(run(DVC + ["status"], work, fake_hqm_env)) == {
-        "evaluate-synthetic_hico@qpic-1-last", "evaluate-synthetic_hico@hqm-1-last"}
+        f"evaluate-synthetic_hico@{v}-1-{w}" for v in ("qpic", "hqm") for w in checkpoints(params)}
     calls = tmp_path / "hqm_calls.jsonl"
     calls.write_text("")
     run(DVC + ["repro"], work, fake_hqm_env)
     commands = [json.loads(line)[0] for line in calls.read_text().splitlines()]
-    assert "train" not in commands and commands.count("evaluate") == 2 and "tables" in commands
+    assert "train" not in commands and commands.count("evaluate") == 2 * len(checkpoints(params))
+    assert "tables" in commands
 
     # one more seed: DVC's matrix adds its runs, nothing else of the old runs reruns
     grown = deep_merge(edited, {"experiment": {"seeds": [1, 2]}})
@@ -95,7 +98,7 @@ def test_dvc_edits_rerun_only_their_stages(fake_hqm_env, tmp_path):
     assert sorted(argv[argv.index("--out") + 1] for argv in trains) == [
         "runs/synthetic_hico/hqm/seed2", "runs/synthetic_hico/qpic/seed2"]
     tables = [json.loads(line) for line in calls.read_text().splitlines() if json.loads(line)[0] == "tables"]
-    assert len(tables) == 1 and sum("seed2" in a for a in tables[0]) == 2  # the grid's files, via hqm grid
+    assert len(tables) == 1 and sum("seed2" in a for a in tables[0]) == 2 * len(checkpoints(params))  # via hqm grid
 
 
 def test_dvc_pull_gives_a_coauthor_the_results_without_training(fake_hqm_env, tmp_path):
@@ -150,5 +153,5 @@ def test_dvc_exp_run_set_param_adds_and_drops_runs(fake_hqm_env, tmp_path):
     assert trained == ["runs/synthetic_hico/hqm/seed2"]  # seed 1 of hqm was already there
     tables = next(a for a in argvs if a[0] == "tables")
     metrics = tables[tables.index("--metrics") + 1:tables.index("--out-dir")]
-    assert metrics == ["runs/synthetic_hico/hqm/seed1/metrics_last.json", "runs/synthetic_hico/hqm/seed2/metrics_last.json"]
+    assert metrics == [f"runs/synthetic_hico/hqm/seed{s}/metrics_{w}.json" for s in (1, 2) for w in checkpoints(params)]
     assert tables[tables.index("--variants") + 1] == "hqm"

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from hqm.config import deep_merge
+from hqm.pipeline.stages import checkpoints
 
 from .conftest import CI_OVERLAY, REPO
 
@@ -51,7 +52,7 @@ def run_slurm_pipeline(env, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + logs
     sbatch = [json.loads(line) for line in (state / "sbatch.jsonl").read_text().splitlines()]
     srun = [json.loads(line) for line in (state / "srun.jsonl").read_text().splitlines()]
-    return work, sbatch, srun
+    return work, sbatch, srun, len(checkpoints(params))
 
 
 def rule_of(argv):
@@ -60,13 +61,13 @@ def rule_of(argv):
     return comment.split("rule_", 1)[1].split("_wildcards", 1)[0] if "rule_" in comment else comment
 
 
-def check_sbatch(sbatch):
+def check_sbatch(sbatch, kept):
     by_rule = {}
     for argv in sbatch:
         by_rule.setdefault(rule_of(argv), []).append(argv)
     # light stages are localrules: only the runs and their evaluations were submitted
     assert set(by_rule) == {"train", "evaluate"}, set(by_rule)
-    assert len(by_rule["train"]) == 2 and len(by_rule["evaluate"]) == 2
+    assert len(by_rule["train"]) == 2 and len(by_rule["evaluate"]) == 2 * kept  # last (+ best)
     for argv in by_rule["train"]:
         assert {"--gres=gpu:2", "--nodes=1", "--cpus-per-task=32", "-p"} <= set(argv), argv
         assert argv[argv.index("-p") + 1] == "gpu"
@@ -76,8 +77,8 @@ def check_sbatch(sbatch):
 
 
 def test_slurm_profile_submits_runs_only(fake_hqm_env, tmp_path):
-    work, sbatch, srun = run_slurm_pipeline(fake_hqm_env, tmp_path)
-    check_sbatch(sbatch)
+    work, sbatch, srun, kept = run_slurm_pipeline(fake_hqm_env, tmp_path)
+    check_sbatch(sbatch, kept)
     assert (work / "results/tables/synthetic_hico.md").exists()
     calls = [json.loads(line) for line in (tmp_path / "hqm_calls.jsonl").read_text().splitlines()]
     trains = [argv for argv in calls if argv[0] == "train"]
@@ -89,8 +90,8 @@ def test_slurm_profile_submits_runs_only(fake_hqm_env, tmp_path):
 @pytest.mark.slow
 def test_slurm_profile_end_to_end(tool_env, tmp_path):
     """The real hqm under the stand-in SLURM: each training starts 2 ranks (needs the merged engine)."""
-    work, sbatch, _ = run_slurm_pipeline(tool_env, tmp_path)
-    check_sbatch(sbatch)
+    work, sbatch, _, kept = run_slurm_pipeline(tool_env, tmp_path)
+    check_sbatch(sbatch, kept)
     for variant in ("qpic", "hqm"):
         run = work / f"runs/synthetic_hico/{variant}/seed1"
         provenance = yaml.safe_load((run / "config.yaml").read_text())["provenance"]

@@ -50,10 +50,10 @@ def resolve_config(
     from hqm.pipeline.params import init_weights_path, select_params, train_param_keys
 
     selected = select_params(params_data, train_param_keys(params_data, dataset, variant))
-    params = from_dict(Params, selected, source)
-    cfg = resolve_run(params, dataset, variant, seed)
+    experiment = selected.pop("experiment")  # names the initial weights; not part of a run's config
+    cfg = resolve_run(from_dict(Params, selected, source), dataset, variant, seed)
     if init_weights is None:
-        init_weights = init_weights_path(selected, dataset, variant)
+        init_weights = init_weights_path({**selected, "experiment": experiment}, dataset, variant)
     if init_weights:
         cfg.model.init_weights = init_weights
     return cfg
