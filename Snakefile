@@ -1,10 +1,10 @@
 # The pipeline's main file: params.yaml -> data -> weights -> training (every dataset x variant x
-# seed) -> tables, plots, report. `snakemake --cores all` runs the embedded demo;
-# `snakemake --cores all --configfile config/paper.yaml --resources gpu=8` the paper's runs.
-# Every stage is one `hqm` command; dvc.yaml declares the same graph (tests/pipeline checks it).
+# seed) -> evaluation (last / best checkpoint) -> tables, plots, galleries, report.
+# `snakemake --cores all` runs the embedded demo; the paper's runs: README (local or SLURM profile).
+# Every stage is one `hqm` command; dvc.yaml is rendered from the same stage table (tests/pipeline).
 from snakemake.utils import min_version, validate
 
-from hqm.reporting.pipeline_params import retype_cli_strings
+from hqm.pipeline.params import retype_cli_strings
 
 min_version("9.0")
 
@@ -26,8 +26,21 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
+# Light stages run where Snakemake runs (under SLURM too): fetch needs the internet, the others
+# take seconds. Only train, evaluate and the converters become cluster jobs.
+localrules:
+    all,
+    fetch,
+    make_synthetic,
+    resolve_config,
+    tables,
+    plots,
+    gallery,
+
+
 rule all:
     default_target: True
     input:
         all_tables(),
         all_plots(),
+        all_galleries(),

@@ -26,7 +26,7 @@ COMMAND_MODULES = (
     "plots",  # plots: training curves, per-category AP
     "visualize",  # visualize: gallery of one checkpoint (triplets, GBS, AMM)
     "eval_predictions",  # eval-predictions: a predictions file against ground truth
-    "report",  # resolve-config, tables, plots
+    "pipeline",  # resolve-config, grid: the drivers' glue
 )
 
 

@@ -240,6 +240,7 @@ class ExperimentConfig:
     backbone_weights: str = "detr_r50"  # artefact name of the DETR checkpoint to convert, or none
     gpus_per_run: int = 0  # GPUs (= torchrun processes) per training job; 0 = CPU
     cpu_procs_per_run: int = 1  # torchrun processes per training job on CPU (gloo)
+    nodes_per_run: int = 1  # nodes one training spans (SLURM); gpus_per_run / nodes_per_run GPUs each
 
 
 @dataclass
@@ -273,7 +274,8 @@ class RunConfig:
     hard_queries: HardQueryConfig = field(default_factory=HardQueryConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    # No evaluation section: a run's training never reads it (``hqm evaluate`` takes it), so an
+    # evaluation edit cannot retrain.
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +381,6 @@ def resolve_run(params: Params, dataset: str | None, variant: str, seed: int, ch
         hard_queries=hard,
         augment=copy.deepcopy(params.augment),
         train=train,
-        evaluation=copy.deepcopy(params.evaluation),
     )
 
 

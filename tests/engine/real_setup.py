@@ -7,7 +7,6 @@ from pathlib import Path
 from hqm.config import (
     AugmentConfig,
     DatasetConfig,
-    EvalConfig,
     ModelConfig,
     RunConfig,
     SyntheticConfig,
@@ -34,8 +33,7 @@ def tiny_config(root: Path, method: str = "qpic", **train_kw) -> RunConfig:
                             crop_max_size=64, test_scale=64, max_boxes=20)
     return RunConfig(dataset_name="synthetic_hico", dataset=DatasetConfig(format="hico", root=str(root)),
                      variant=method, method=method, seed=42, model=model, augment=augment,
-                     train=TrainConfig(**train),
-                     evaluation=EvalConfig(hico_protocols=["qpic"], hico_settings=["default"], batch_size=2))
+                     train=TrainConfig(**train))
 
 
 def uniform_components(cfg: RunConfig):

@@ -98,3 +98,18 @@ def test_launch_pins_the_ranks_to_the_claimed_gpus(gpu_env, monkeypatch):
     assert seen["cvd"] == "1,2" and "--nproc-per-node=2" in seen["cmd"]
     with claim_gpus(4):
         pass  # released after the launch
+
+
+def test_inside_a_slurm_job_the_gres_allocation_pins_the_gpus_not_a_claim(gpu_env, monkeypatch):
+    seen = {}
+
+    def fake_supervised(cmd, env, grace_s=30.0):
+        seen["cvd"] = env.get("CUDA_VISIBLE_DEVICES")
+        return 0
+
+    monkeypatch.setattr(distributed, "run_supervised", fake_supervised)
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "6,7")  # what SLURM set for the job's gres
+    with claim_gpus(2):  # every visible id is held locally: a claim would have to wait
+        assert distributed.launch_torchrun(2, ["train", "--out", "x"], claim_gpus=True) == 0
+    assert seen["cvd"] == "6,7"

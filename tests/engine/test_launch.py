@@ -49,7 +49,7 @@ def test_multi_node_runs_srun_and_torchrun_with_a_c10d_rendezvous(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # no scontrol: the node list is parsed here
     cmd = torchrun_command(4, ["train", "--out", "r"], nnodes=2, environ=SLURM)
     assert cmd == [
-        "srun", "--nodes", "2", "--ntasks-per-node", "1", "--kill-on-bad-exit=1",
+        "srun", "--overlap", "--nodes", "2", "--ntasks-per-node", "1", "--kill-on-bad-exit=1",
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "4",
         "--rdzv-backend", "c10d", "--rdzv-endpoint", "gpu07:29400", "--rdzv-id", "4242",
         "-m", "hqm.cli", "train", "--out", "r",

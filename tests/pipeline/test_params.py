@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from hqm import config as cfgmod
-from hqm.commands.report import resolve_config
+from hqm.commands.pipeline import resolve_config
 from hqm.config import deep_merge, load_params, to_dict
 from hqm.errors import HqmError
-from hqm.reporting.pipeline_params import cli_flags, select_params, train_param_keys
+from hqm.pipeline.params import cli_flags, select_params, train_param_keys
 
 
 def schema(repo):
@@ -66,6 +66,7 @@ def test_run_keys_follow_the_method(params_data):
     for v, ks in keys.items():
         assert [k for k in ks if k.startswith("variants.")] == [f"variants.{v}"]
         assert {"model", "loss", "train", "augment", "datasets.synthetic_hico"} <= set(ks)
+        assert not any(k.startswith("evaluation") for k in ks)  # the evaluate stage reads it
     with pytest.raises(HqmError, match="variants.nope.method"):
         train_param_keys(params_data, "synthetic_hico", "nope")
 
@@ -102,7 +103,7 @@ def test_cli_flags():
 
 
 def test_retype_cli_strings():
-    from hqm.reporting.pipeline_params import retype_cli_strings
+    from hqm.pipeline.params import retype_cli_strings
 
     tree = {"train": {"lr": "0.5", "epochs": "3", "bf16": "true"}, "model": {"init_weights": "null"},
             "experiment": {"backbone_weights": "none", "seeds": ["1", "2"], "data_dir": "data"},
@@ -111,3 +112,63 @@ def test_retype_cli_strings():
     assert tree["train"] == {"lr": 0.5, "epochs": 3, "bf16": True} and tree["model"]["init_weights"] is None
     assert tree["experiment"] == {"backbone_weights": "none", "seeds": [1, 2], "data_dir": "data"}
     assert tree["artefacts"]["a"]["sha256"] == "12345678"
+
+
+def test_resolve_config_writes_no_evaluation_and_names_the_weights(repo, params_data, tmp_path, capsys):
+    from hqm.cli import main
+
+    paper = deep_merge(params_data, yaml.safe_load((repo / "config/paper.yaml").read_text()))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(paper))
+    runs = {}
+    for variant in ("qpic", "hqm"):
+        out = tmp_path / f"{variant}.yaml"
+        assert main(["resolve-config", "--params", str(tmp_path / "p.yaml"), "--dataset", "vcoco",
+                     "--variant", variant, "--seed", "3", "--out", str(out)]) == 0
+        runs[variant] = yaml.safe_load(out.read_text())
+    assert "evaluation" not in runs["hqm"] and runs["hqm"]["seed"] == 3
+    assert runs["qpic"]["model"]["init_weights"] == "data/weights/detr_r50_vcoco_qpic.pth"
+    assert runs["hqm"]["model"]["init_weights"] == "data/weights/detr_r50_vcoco_hqm.pth"
+    cfg = cfgmod.load_run_config(tmp_path / "hqm.yaml")  # the engine reads it back
+    assert cfg.method == "hqm" and cfg.train.epochs == 80
+    # the evaluation section changes nothing a training reads
+    edited = copy.deepcopy(paper)
+    edited["evaluation"]["batch_size"] = 1
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(edited))
+    main(["resolve-config", "--params", str(tmp_path / "e.yaml"), "--dataset", "vcoco", "--variant", "hqm",
+          "--seed", "3", "--out", str(tmp_path / "e_out.yaml")])
+    assert (tmp_path / "e_out.yaml").read_text() == (tmp_path / "hqm.yaml").read_text()
+    # bad input: one line naming the entry, nothing written
+    assert main(["resolve-config", "--params-json", "{bad", "--dataset", "vcoco", "--variant", "hqm",
+                 "--seed", "1", "--out", str(tmp_path / "x.yaml")]) == 2
+    assert "--params-json: malformed JSON" in capsys.readouterr().err and not (tmp_path / "x.yaml").exists()
+
+
+def test_grid_prints_the_runs_of_the_grid(repo, tmp_path, capsys):
+    from hqm.cli import main
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["experiment"]["seeds"] = [1, 2]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--dataset", "synthetic_hico",
+                 "metrics_last.json"]) == 0
+    files = capsys.readouterr().out.split()
+    assert len(files) == 8 and files[:2] == ["runs/synthetic_hico/qpic/seed1/metrics_last.json",
+                                             "runs/synthetic_hico/qpic/seed2/metrics_last.json"]
+    assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--variants"]) == 0
+    assert capsys.readouterr().out.split() == ["qpic", "gbs", "amm", "hqm"]
+    assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--dataset", "nope", "x.json"]) == 2
+    assert "experiment.datasets has no dataset 'nope'" in capsys.readouterr().err
+
+
+def test_archives_unpack_where_the_converters_look(repo, params_data):
+    """`strip_top_folder` (GitHub archives named after a commit) puts the content at extract_to."""
+    from hqm.pipeline.dvc import data_stages
+    from hqm.pipeline.params import unpacked_dir
+
+    old = {"extract_to": "raw/vcoco"}
+    new = {"extract_to": "raw/vcoco/v-coco-master", "strip_top_folder": True}
+    assert unpacked_dir("data", old, "v-coco-master") == unpacked_dir("data", new, "v-coco-master")
+    paper = deep_merge(params_data, yaml.safe_load((repo / "config/paper.yaml").read_text()))
+    paper["artefacts"]["vcoco_data"].update(new)
+    cmd = data_stages(paper)["convert_vcoco-vcoco"]["cmd"]
+    assert "--official-data data/raw/vcoco/v-coco-master/data " in cmd

@@ -1,10 +1,10 @@
-# Names and paths shared by the rules. Only declarations: which files exist for which
-# (dataset, variant, seed), and which params entries each stage reads
-# (hqm.reporting.pipeline_params, shared with dvc.yaml).
+# Names and paths shared by the rules. Only declarations: the per-run and per-dataset stages come
+# from the one stage table (hqm.pipeline.stages) that dvc.yaml is rendered from too.
 import json
 import os
 
-from hqm.reporting.pipeline_params import cli_flags, select_params, train_param_keys, weights_layout
+from hqm.pipeline import snake
+from hqm.pipeline.params import cli_flags, unpacked_dir
 
 EXP = config["experiment"]
 DATA = EXP["data_dir"]
@@ -13,7 +13,16 @@ RESULTS = EXP["results_dir"]
 DATASETS = EXP["datasets"]
 VARIANTS = EXP["variants"]
 SEEDS = EXP["seeds"]
+GPUS_PER_NODE = EXP["gpus_per_run"] // EXP["nodes_per_run"]
+if GPUS_PER_NODE * EXP["nodes_per_run"] != EXP["gpus_per_run"]:
+    raise ValueError("params: experiment.nodes_per_run must divide experiment.gpus_per_run")
 RUN = f"{RUNS}/{{dataset}}/{{variant}}/seed{{seed}}"
+# Locally `hqm train --claim-gpus` pins free GPU ids (--resources gpu=N only counts them); under
+# SLURM the scheduler allocates the GPUs, so the job claims none.
+def claim_gpus():
+    """Asked when the jobs are built (the executor settings are not known while parsing)."""
+    settings = type(workflow.executor_settings).__module__ if workflow.executor_settings else ""
+    return not settings.startswith("snakemake_executor_plugin_slurm") and "SLURM_JOB_ID" not in os.environ
 
 for _name, _ds in config["datasets"].items():
     if _ds["root"] != f"{DATA}/{_name}":
@@ -30,6 +39,7 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]),
     variant="|".join(config["variants"]),
     seed=r"\d+",
+    which="last|best",
 
 
 def artefact_named(wildcards):
@@ -47,52 +57,32 @@ def artefact_file(name):
     return f"{DATA}/{_artefact(name)['path']}"
 
 
-def artefact_dir(name):
-    """Where fetch unpacked the artefact's archive."""
-    return f"{DATA}/{_artefact(name).get('extract_to') or ''}".rstrip("/")
+def artefact_dir(name, top_folder):
+    """Where fetch unpacked the archive's ``top_folder`` (artefacts.<name>.extract_to)."""
+    return unpacked_dir(DATA, _artefact(name), top_folder)
 
 
 def dataset_format(wildcards):
     return config["datasets"][wildcards.dataset]["format"]
 
 
-def table_protocol(wildcards):
-    """HICO-DET Default columns: the official protocol, the QPIC one for synthetic data."""
-    return "qpic" if config["datasets"][wildcards.dataset]["source"] == "synthetic" else "official"
+def rule_outputs(name, fmt=None):
+    """A stage's outputs from the stage table (hqm.pipeline.stages)."""
+    return snake.outputs(config, name, fmt)
 
 
-def dataset_ready(wildcards):
-    """What marks a dataset as built: the synthetic root, or a real dataset's converted annotations."""
-    ds = config["datasets"][wildcards.dataset]
-    return ds["root"] if ds["source"] == "synthetic" else f"{ds['root']}/annotations"
+def rule_inputs(name):
+    return lambda wildcards: snake.inputs(config, name, wildcards)
 
 
-def init_weights(wildcards):
-    """Converted DETR weights of the dataset's format, or nothing (random initialisation)."""
-    if EXP["backbone_weights"] == "none":
-        return []
-    layout = weights_layout(config["variants"][wildcards.variant]["method"])
-    return f"{DATA}/weights/{EXP['backbone_weights']}_{dataset_format(wildcards)}_{layout}.pth"
+def rule_command(name):
+    return lambda wildcards: snake.command(config, name, wildcards, claim_gpus())
 
 
-def init_weights_arg(wildcards):
-    path = init_weights(wildcards)
-    return f"--init-weights {path}" if path else ""
-
-
-def run_params_json(wildcards):
-    """The params entries one run depends on, as JSON: --config overrides reach the CLI this way."""
-    keys = train_param_keys(config, wildcards.dataset, wildcards.variant)
-    return json.dumps(select_params(config, keys), sort_keys=True)
-
-
-def train_nproc(wildcards, resources):
-    """torchrun processes: one per GPU, else the configured number of CPU (gloo) ranks."""
-    return resources.gpu if resources.gpu > 0 else EXP["cpu_procs_per_run"]
-
-
-def run_files(name, dataset):
-    return expand(f"{RUN}/{name}", dataset=dataset, variant=VARIANTS, seed=SEEDS)
+def datasets_of_format(fmt):
+    """The grid's datasets of one annotation format (a regex alternation), or None."""
+    names = [n for n in DATASETS if config["datasets"][n]["format"] == fmt]
+    return "|".join(names) if names else None
 
 
 def all_tables():
@@ -100,4 +90,9 @@ def all_tables():
 
 
 def all_plots():
-    return expand(f"{RESULTS}/plots/{{dataset}}_curves.{{ext}}", dataset=DATASETS, ext=["png", "csv"])
+    return expand(f"{RESULTS}/plots/{{dataset}}_{{kind}}.{{ext}}", dataset=DATASETS, kind=["curves", "categories"],
+                  ext=["png", "pdf"])
+
+
+def all_galleries():
+    return expand(f"{RESULTS}/gallery/{{dataset}}/{{variant}}.png", dataset=DATASETS, variant=VARIANTS)

@@ -50,7 +50,7 @@ rule convert_hico:
     wildcard_constraints:
         dataset=datasets_from("hico_det"),
     params:
-        raw=lambda wildcards: os.path.join(artefact_dir("hico_20160224_det"), "hico_20160224_det"),
+        raw=lambda wildcards: artefact_dir("hico_20160224_det", "hico_20160224_det"),
     conda:
         "../envs/hqm.yaml"
     log:
@@ -74,13 +74,10 @@ rule convert_vcoco:
     wildcard_constraints:
         dataset=datasets_from("vcoco"),
     params:
-        official=lambda wildcards: os.path.join(artefact_dir("vcoco_data"), "v-coco-master", "data"),
-        coco=lambda wildcards: os.path.join(artefact_dir("coco2014_annotations"), "annotations"),
+        official=lambda wildcards: os.path.join(artefact_dir("vcoco_data", "v-coco-master"), "data"),
+        coco=lambda wildcards: artefact_dir("coco2014_annotations", "annotations"),
         images=lambda wildcards: " ".join(
-            (
-                os.path.join(artefact_dir("coco2014_train_images"), "train2014"),
-                os.path.join(artefact_dir("coco2014_val_images"), "val2014"),
-            )
+            (artefact_dir("coco2014_train_images", "train2014"), artefact_dir("coco2014_val_images", "val2014"))
         ),
     conda:
         "../envs/hqm.yaml"

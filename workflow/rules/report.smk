@@ -1,37 +1,55 @@
-# Tables and training curves from the runs' metrics and logs; `snakemake --report` collects them.
+# Tables, training curves and galleries from the runs; `snakemake --report` collects them.
+# Commands from the stage table (hqm.pipeline.stages), as in dvc.yaml.
 
 
 rule tables:
     input:
-        lambda wildcards: run_files("metrics.json", wildcards.dataset),
+        unpack(rule_inputs("tables")),
     output:
         md=report(f"{RESULTS}/tables/{{dataset}}.md", caption="../report/tables.rst", category="Tables"),
         tex=f"{RESULTS}/tables/{{dataset}}.tex",
         csv=report(f"{RESULTS}/tables/{{dataset}}.csv", caption="../report/tables.rst", category="Tables"),
     params:
-        out_dir=lambda wildcards, output: os.path.dirname(output.md),
-        backbone=config["model"]["backbone"],
-        variants=VARIANTS,
-        protocol=table_protocol,
+        cmd=rule_command("tables"),
     conda:
         "../envs/hqm.yaml"
     log:
         "logs/tables/{dataset}.log",
     shell:
-        "hqm tables --metrics {input} --out-dir {params.out_dir} --backbone {params.backbone} "
-        "--variants {params.variants} --hico-protocol {params.protocol} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule plots:
     input:
-        lambda wildcards: run_files("log.jsonl", wildcards.dataset),
+        unpack(rule_inputs("plots")),
     output:
-        png=report(f"{RESULTS}/plots/{{dataset}}_curves.png", caption="../report/curves.rst", category="Training curves"),
+        curves_png=report(f"{RESULTS}/plots/{{dataset}}_curves.png", caption="../report/curves.rst",
+                          category="Training curves"),
+        curves_pdf=f"{RESULTS}/plots/{{dataset}}_curves.pdf",
+        categories_png=report(f"{RESULTS}/plots/{{dataset}}_categories.png", caption="../report/curves.rst",
+                              category="Training curves"),
+        categories_pdf=f"{RESULTS}/plots/{{dataset}}_categories.pdf",
         csv=f"{RESULTS}/plots/{{dataset}}_curves.csv",
+    params:
+        cmd=rule_command("plots"),
     conda:
         "../envs/hqm.yaml"
     log:
         "logs/plots/{dataset}.log",
     shell:
-        "hqm plots --logs {input} --out-png {output.png} --out-csv {output.csv} "
-        "--title {wildcards.dataset:q} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
+
+
+rule gallery:
+    input:
+        unpack(rule_inputs("gallery")),
+    output:
+        **rule_outputs("gallery"),
+    params:
+        cmd=rule_command("gallery"),
+    conda:
+        "../envs/hqm.yaml"
+    log:
+        "logs/gallery/{dataset}/{variant}.log",
+    shell:
+        "{params.cmd} > {log} 2>&1"

@@ -1,40 +1,35 @@
-# One training per (dataset, variant, seed): resolve its configuration, then train under torchrun.
+# One training per (dataset, variant, seed): resolve its configuration, train under torchrun, then
+# evaluate each kept checkpoint (last, and best when train.select_best). Inputs, outputs and
+# commands come from the stage table (hqm.pipeline.stages), which dvc.yaml is rendered from too.
 # Resumable state lives in <run>/state/, which is not declared: Snakemake deletes the declared
 # outputs of a failed job, never that folder, so a restarted pipeline continues the run.
 
 
 rule resolve_config:
     output:
-        f"{RUN}/run_config.yaml",
+        **rule_outputs("resolve_config"),
     params:
-        run=run_params_json,
-        init=init_weights_arg,
+        cmd=rule_command("resolve_config"),
     conda:
         "../envs/hqm.yaml"
     log:
         "logs/resolve_config/{dataset}/{variant}/seed{seed}.log",
     shell:
-        "hqm resolve-config --params-json {params.run:q} --dataset {wildcards.dataset} "
-        "--variant {wildcards.variant} --seed {wildcards.seed} {params.init} --out {output} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule train:
     input:
-        config=f"{RUN}/run_config.yaml",
-        data=dataset_ready,
-        weights=init_weights,
+        unpack(rule_inputs("train")),
     output:
-        checkpoint=f"{RUN}/checkpoint.pth",
-        metrics=f"{RUN}/metrics.json",
-        curves=f"{RUN}/log.jsonl",
-        config=f"{RUN}/config.yaml",
+        **rule_outputs("train"),
     params:
-        run=run_params_json,
-        out=lambda wildcards, output: os.path.dirname(output.metrics),
-        nproc=train_nproc,
+        cmd=rule_command("train"),
     resources:
-        gpu=EXP["gpus_per_run"],
-    threads: max(EXP["gpus_per_run"], EXP["cpu_procs_per_run"])
+        gpu=GPUS_PER_NODE,  # local --resources gpu=N counts these
+        gres=f"gpu:{GPUS_PER_NODE}" if GPUS_PER_NODE else "",  # SLURM, per node
+        nodes=EXP["nodes_per_run"],
+    threads: max(GPUS_PER_NODE, EXP["cpu_procs_per_run"])
     conda:
         "../envs/hqm.yaml"
     log:
@@ -42,4 +37,49 @@ rule train:
     benchmark:
         "benchmarks/train/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "hqm train --config {input.config} --out {params.out} --nproc {params.nproc} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
+
+
+# hqm evaluate reads the evaluation section (--eval-json): editing it reruns these and the tables.
+if datasets_of_format("hico"):
+
+    rule evaluate:
+        input:
+            unpack(rule_inputs("evaluate")),
+        output:
+            **rule_outputs("evaluate", "hico"),
+        params:
+            cmd=rule_command("evaluate"),
+        wildcard_constraints:
+            dataset=datasets_of_format("hico"),
+        resources:
+            gpu=min(GPUS_PER_NODE, 1),
+            gres="gpu:1" if GPUS_PER_NODE else "",
+        conda:
+            "../envs/hqm.yaml"
+        log:
+            "logs/evaluate/{dataset}/{variant}/seed{seed}_{which}.log",
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+
+if datasets_of_format("vcoco"):
+
+    rule evaluate_vcoco:
+        input:
+            unpack(rule_inputs("evaluate_vcoco")),
+        output:
+            **rule_outputs("evaluate_vcoco", "vcoco"),
+        params:
+            cmd=rule_command("evaluate_vcoco"),
+        wildcard_constraints:
+            dataset=datasets_of_format("vcoco"),
+        resources:
+            gpu=min(GPUS_PER_NODE, 1),
+            gres="gpu:1" if GPUS_PER_NODE else "",
+        conda:
+            "../envs/hqm.yaml"
+        log:
+            "logs/evaluate/{dataset}/{variant}/seed{seed}_{which}.log",
+        shell:
+            "{params.cmd} > {log} 2>&1"

@@ -170,7 +170,8 @@ def torchrun_command(nproc: int, cli_args: list[str], nnodes: int = 1,
     host, job_id = slurm_rendezvous(nnodes, environ)
     port = environ.get(RDZV_PORT_ENV, str(DEFAULT_RDZV_PORT))
     return [
-        "srun", "--nodes", str(nnodes), "--ntasks-per-node", "1", "--kill-on-bad-exit=1",
+        # --overlap: the executor plugin already runs this job inside a step holding the allocation
+        "srun", "--overlap", "--nodes", str(nnodes), "--ntasks-per-node", "1", "--kill-on-bad-exit=1",
         *torchrun, "--nnodes", str(nnodes), "--nproc-per-node", str(nproc), "--rdzv-backend", "c10d",
         "--rdzv-endpoint", f"{host}:{port}", "--rdzv-id", job_id, *tail,
     ]  # fmt: skip
@@ -226,12 +227,13 @@ def launch_torchrun(nproc: int, cli_args: list[str], nnodes: int = 1, claim_gpus
     """Re-run ``hqm <cli_args>`` on ``nnodes`` x ``nproc`` ranks under a supervising torchrun.
 
     ``claim_gpus``: claim ``nproc`` free local GPUs first (:func:`hqm.engine.devices.claim_gpus`)
-    and pin the ranks to them with ``CUDA_VISIBLE_DEVICES``.
+    and pin the ranks to them with ``CUDA_VISIBLE_DEVICES``; ignored inside a SLURM job, whose
+    gres allocation already pins the job's GPUs.
     """
     cmd = torchrun_command(nproc, cli_args, nnodes)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # we set threads per rank ourselves
-    if not claim_gpus:
+    if not claim_gpus or "SLURM_JOB_ID" in env:
         return run_supervised(cmd, env)
     from hqm.engine.devices import claim_gpus as claim
 

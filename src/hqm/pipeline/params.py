@@ -1,8 +1,10 @@
-"""Which ``params.yaml`` entries each pipeline stage depends on, shared by both drivers.
+"""Which ``params.yaml`` entries each pipeline stage depends on, and the drivers' small helpers.
 
-The Snakefile passes exactly these subtrees to ``hqm resolve-config`` (so ``--config`` overrides
-reach the CLI and a change reruns only the runs that read it); ``dvc.yaml`` lists the same keys
-under each stage's ``params:``. A variant's training reads the hard-query settings of its method only.
+Only the drivers (Snakefile, dvc.yaml generator) and ``hqm resolve-config`` read this module.
+The Snakefile passes exactly a run's entries to ``hqm resolve-config --params-json`` (so
+``--config`` overrides reach the CLI and Snakemake's params trigger reruns only the runs that read
+a changed entry). A variant's training reads the hard-query settings of its method only
+(``hqm.methods``), never the ``evaluation`` section.
 """
 
 from __future__ import annotations
@@ -11,15 +13,13 @@ import copy
 from typing import Any
 
 from hqm.errors import HqmError
+from hqm.methods import get_method
 
-# hard_queries sub-sections each method reads (GBS/AMM alone run their stream every iteration)
-HARD_QUERY_KEYS = {
-    "qpic": (),
-    "gbs": ("gbs", "loss_weight"),
-    "amm": ("amm", "loss_weight"),
-    "hqm": ("gbs", "amm", "alternation", "loss_weight"),
-}
-RUN_SECTIONS = ("model", "loss", "augment", "train", "evaluation")
+# What a training reads besides its dataset, variant and method's hard-query keys. `evaluation` is
+# not among them: the evaluate stage reads it, so editing it never retrains. `experiment.data_dir`
+# and `experiment.backbone_weights` name the converted initial weights (init_weights_path).
+RUN_SECTIONS = ("model", "loss", "augment", "train")
+WEIGHTS_KEYS = ("experiment.data_dir", "experiment.backbone_weights")
 
 
 def train_param_keys(params: dict, dataset: str, variant: str) -> list[str]:
@@ -28,12 +28,11 @@ def train_param_keys(params: dict, dataset: str, variant: str) -> list[str]:
         method = params["variants"][variant]["method"]
     except (KeyError, TypeError):
         raise HqmError(f"params: variants.{variant}.method is not defined") from None
-    if method not in HARD_QUERY_KEYS:
-        raise HqmError(f"params: variants.{variant}.method: unknown method {method!r}")
+    hard_keys = get_method(method, f"params: variants.{variant}.method").hard_query_keys
     return (
         [f"datasets.{dataset}", *RUN_SECTIONS]
-        + [f"hard_queries.{key}" for key in HARD_QUERY_KEYS[method]]
-        + [f"variants.{variant}"]
+        + [f"hard_queries.{key}" for key in hard_keys]
+        + [f"variants.{variant}", *WEIGHTS_KEYS]
     )
 
 
@@ -65,7 +64,29 @@ def cli_flags(values: dict[str, Any]) -> str:
 
 def weights_layout(method: str) -> str:
     """Head layout of the initial weights a method loads (method.md §7.5)."""
-    return "qpic" if method == "qpic" else "hqm"
+    return get_method(method).weight_layout
+
+
+def unpacked_dir(data_dir: str, artefact: dict, top_folder: str) -> str:
+    """Where an archive's ``top_folder`` landed: ``<data>/<extract_to>/<top_folder>``, or
+    ``<data>/<extract_to>`` itself when fetch stripped the archive's single top folder
+    (``strip_top_folder: true``, e.g. a GitHub archive named after its commit)."""
+    root = f"{data_dir}/{artefact.get('extract_to') or ''}".rstrip("/")
+    return root if artefact.get("strip_top_folder") else f"{root}/{top_folder}"
+
+
+def weights_file(data_dir: str, detr: str, fmt: str, layout: str) -> str:
+    """Where convert-weights writes the DETR checkpoint ``detr`` converted for a format and layout."""
+    return f"{data_dir}/weights/{detr}_{fmt}_{layout}.pth"
+
+
+def init_weights_path(params: dict, dataset: str, variant: str) -> str | None:
+    """The converted initial weights one run loads, or None (experiment.backbone_weights: none)."""
+    exp = params["experiment"]
+    if exp["backbone_weights"] == "none":
+        return None
+    layout = weights_layout(params["variants"][variant]["method"])
+    return weights_file(exp["data_dir"], exp["backbone_weights"], params["datasets"][dataset]["format"], layout)
 
 
 def retype_cli_strings(tree: dict, skip: tuple[str, ...] = ("artefacts",)) -> None:
