@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.hqm-installed
 
-.PHONY: setup demo test lint clean-demo
+.PHONY: setup demo readme-table test lint clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/local --cores all
 
+# After `make demo`: the README's demo block from the demo's own tables and this machine.
+readme-table: $(STAMP)
+	$(BIN)/hqm readme-table --readme README.md --threads 1 \
+		--tables results/tables/synthetic_hico.md results/tables/synthetic_vcoco.md
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
@@ -27,4 +32,4 @@ test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 clean-demo:
-	rm -rf data/synthetic_* runs/ results/tables results/plots results/metrics logs/ benchmarks/ .snakemake/
+	rm -rf data/synthetic_* runs/ results/tables results/plots results/gallery logs/ benchmarks/ .snakemake/

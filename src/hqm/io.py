@@ -7,6 +7,7 @@ a crash or a bad input never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -80,8 +81,6 @@ def read_json(path: str | os.PathLike) -> Any:
         raise HqmError(f"{path}: file not found")
     try:
         if path.suffix == ".gz":
-            import gzip
-
             with gzip.open(path, "rt", encoding="utf-8") as handle:
                 return json.load(handle)
         with open(path, encoding="utf-8") as handle:

@@ -162,8 +162,10 @@ def test_two_process_kill_9_and_restart_ends_identical(tmp_path):
 def test_training_never_reads_the_evaluation_section(tmp_path, monkeypatch):
     import dataclasses
 
-    from hqm.config import EvalConfig
+    from hqm.config import RunConfig
 
+    # a run config cannot even hold the evaluation section (hqm evaluate takes it)
+    assert "evaluation" not in {f.name for f in dataclasses.fields(RunConfig)}
     seen = []
 
     def spy(model, dataset, collate_fn, meta, eval_cfg, *args, **kwargs):
@@ -171,8 +173,7 @@ def test_training_never_reads_the_evaluation_section(tmp_path, monkeypatch):
         return fakes.fake_evaluate(model, dataset, collate_fn, meta, eval_cfg, *args, **kwargs)
 
     monkeypatch.setattr(engine_train, "evaluate_model", spy)
-    cfg = dataclasses.replace(fakes.fake_config(eval_batch_size=3),
-                              evaluation=EvalConfig(hico_protocols=["official"], batch_size=9))
+    cfg = fakes.fake_config(eval_batch_size=3)
     engine_train.run_training(cfg, tmp_path, CPU, fakes.fake_components())
     assert [(e.hico_protocols, e.hico_settings, e.batch_size) for e in seen] == [(["qpic"], ["default"], 3)]
     assert "evaluation" not in yaml.safe_load((tmp_path / "config.yaml").read_text())

@@ -22,6 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hico-protocol", choices=("official", "qpic"), default="official",
                    help="protocol of the HICO-DET Default columns")
     p.set_defaults(func=run)
+    add_readme_parser(subparsers)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,4 +31,30 @@ def run(args: argparse.Namespace) -> int:
     for path in write_tables(args.metrics, args.out_dir, args.dataset, args.backbone, args.variants,
                              args.synthetic, args.hico_protocol):
         print(path)
+    return 0
+
+
+def add_readme_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "readme-table",
+        help="put the demo's own tables (results/tables/*.md) and the machine into README.md",
+        description="Replaces the README block between <!-- demo-results:start --> and "
+        "<!-- demo-results:end --> with the Markdown tables the demo wrote and the machine they "
+        "were measured on (`make readme-table` after `make demo`).",
+    )
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--tables", nargs="+", required=True, help="results/tables/<dataset>.md files")
+    p.add_argument("--threads", type=int, default=None, help="threads per training (train.threads_per_rank)")
+    p.set_defaults(func=run_readme)
+
+
+def run_readme(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from hqm.reporting.readme import machine_line, update_readme
+
+    update_readme(args.readme, [Path(t) for t in args.tables], machine_line(torch.__version__, args.threads))
+    print(args.readme)
     return 0

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from hqm import __version__
+from hqm.data.classes import DETR_NO_OBJECT_ROW, VALID_COCO_IDS
 from hqm.errors import HqmError
 from hqm.io import atomic_write
 from hqm.models.weights import (
@@ -136,8 +137,6 @@ def convert_detr_file(path: str | os.PathLike, dataset_format: str, convert_seed
     hico: 81 object rows (the 80 valid COCO ids, then DETR's no-object row 91); vcoco: 82, with a
     seeded "missing object" row before the no-object row (method.md §7.3).
     """
-    from hqm.data.classes import DETR_NO_OBJECT_ROW, VALID_COCO_IDS
-
     if dataset_format not in ("hico", "vcoco"):
         raise HqmError(f"--dataset-format: unknown dataset format {dataset_format!r}")
     detr = load_state_dict_file(path, unsafe_pickle)

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import torch
+
 from hqm.errors import HqmError
 
 GPU_LOCK_DIR_ENV = "HQM_GPU_LOCK_DIR"
@@ -124,8 +126,6 @@ def visible_gpus(environ: Mapping[str, str] | None = None) -> list[str]:
         if not fake.isdigit():
             raise HqmError(f"environment: {FAKE_GPU_COUNT_ENV}={fake!r} is not a count")
         return [str(i) for i in range(int(fake))]
-    import torch
-
     return [str(i) for i in range(torch.cuda.device_count())]
 
 

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from hqm.engine.devices import claim_gpus as claim_gpus_locally
+from hqm.engine.devices import slurm_rendezvous
 from hqm.errors import HqmError
 
 
@@ -165,8 +167,6 @@ def torchrun_command(nproc: int, cli_args: list[str], nnodes: int = 1,
     tail = ["-m", "hqm.cli", *cli_args]
     if nnodes == 1:
         return [*torchrun, "--standalone", f"--nproc-per-node={nproc}", *tail]
-    from hqm.engine.devices import slurm_rendezvous
-
     host, job_id = slurm_rendezvous(nnodes, environ)
     port = environ.get(RDZV_PORT_ENV, str(DEFAULT_RDZV_PORT))
     return [
@@ -235,8 +235,6 @@ def launch_torchrun(nproc: int, cli_args: list[str], nnodes: int = 1, claim_gpus
     env.setdefault("OMP_NUM_THREADS", "1")  # we set threads per rank ourselves
     if not claim_gpus or "SLURM_JOB_ID" in env:
         return run_supervised(cmd, env)
-    from hqm.engine.devices import claim_gpus as claim
-
-    with claim(nproc) as gpus:
+    with claim_gpus_locally(nproc) as gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         return run_supervised(cmd, env)

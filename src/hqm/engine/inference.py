@@ -23,9 +23,17 @@ from hqm.config import (
     from_dict,
     to_dict,
 )  # fmt: skip
+from hqm.data.datasets import build_dataset, collate, dataset_meta
 from hqm.engine.checkpoint import load_checkpoint, load_weights
 from hqm.engine.distributed import DistEnv, all_gather_objects, broadcast_object
+from hqm.engine.metrics_io import checkpoint_label, format_block
+from hqm.engine.selection import evaluate_predictions
 from hqm.errors import HqmError
+from hqm.evaluation.predictions import ImagePrediction
+from hqm.evaluation.run import evaluate_dataset
+from hqm.evaluation.vcoco import write_official_pickle
+from hqm.models.build import build_detector
+from hqm.models.postprocess import postprocess_hoi
 
 
 def shard_indices(num_items: int, env: DistEnv) -> list[int]:
@@ -62,9 +70,6 @@ def predict_shard(
     bf16: bool = False,
 ) -> list[tuple[int, Any]]:
     """(image index, ImagePrediction) for this rank's shard of ``dataset``."""
-    from hqm.evaluation.predictions import ImagePrediction
-    from hqm.models.postprocess import postprocess_hoi
-
     indices = shard_indices(len(dataset), env)
     loader = DataLoader(
         Subset(dataset, indices), batch_size=batch_size, shuffle=False,
@@ -107,8 +112,6 @@ def gather_predictions(local: list[tuple[int, Any]], env: DistEnv) -> list[Any] 
 
 def evaluate_model(model, dataset, collate_fn, meta, eval_cfg, env: DistEnv, num_workers: int = 0, bf16: bool = False) -> dict:
     """The in-training selection block of ``model`` on ``dataset`` (same dict on every rank)."""
-    from hqm.engine.selection import evaluate_predictions
-
     local = predict_shard(model, dataset, collate_fn, env, eval_cfg.batch_size, num_workers, bf16)
     predictions = gather_predictions(local, env)
     metrics = None
@@ -151,10 +154,6 @@ def evaluate_checkpoint(
     a plain QPIC detector. ``checkpoint`` says ``last`` or ``best`` (from the file name); a best
     checkpoint was selected on the test split and is labelled so.
     """
-    from hqm.data.datasets import build_dataset, collate, dataset_meta
-    from hqm.engine.metrics_io import checkpoint_label, format_block
-    from hqm.models.build import build_detector
-
     eval_cfg = eval_cfg or EvalConfig()
     model_cfg, method, hard, augment, run = _load_for_evaluation(checkpoint, released, unsafe_pickle)
     ds = DatasetConfig(format=fmt, root=str(dataset_root))
@@ -166,15 +165,11 @@ def evaluate_checkpoint(
     predictions = gather_predictions(predict_shard(model, dataset, collate, env, eval_cfg.batch_size), env)
     if not env.is_main:
         return None
-    from hqm.evaluation.run import evaluate_dataset
-
     label = "released" if released else checkpoint_label(checkpoint)
     metrics = {**run, "format": fmt, "selected_on_test": label == "best", "checkpoint": label,
                "checkpoint_path": str(checkpoint), "released": released, "dataset_root": str(dataset_root),
                "num_images": len(predictions)}  # fmt: skip
     metrics.update(format_block(fmt, evaluate_dataset(meta.format, meta.root, predictions, eval_cfg, per_category=True)))
     if vcoco_pickle:
-        from hqm.evaluation.vcoco import write_official_pickle
-
         write_official_pickle(vcoco_pickle, predictions, meta.correct_mat)
     return metrics

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import TextIO
 
+from tqdm import tqdm
+
 
 class Progress:
     """Progress of one epoch: ``update(loss, images_per_s)`` after each step, ``close()`` at its end."""
@@ -22,8 +24,6 @@ class Progress:
         self.total, self.step, self.every, self.enabled = total, initial, max(1, every), enabled
         self.bar = None
         if enabled and self.terminal:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, initial=initial, desc=self.desc, unit="step", dynamic_ncols=True,
                             file=self.stream)  # fmt: skip
 

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from hqm.config import EvalConfig, TrainConfig
+from hqm.data.annotations import read_correct_mat, read_vcoco_annotations
+from hqm.data.classes import NUM_VCOCO_VERBS
+from hqm.data.layout import dataset_layout
 from hqm.errors import HqmError
+from hqm.evaluation.run import evaluate_dataset
+from hqm.evaluation.vcoco import evaluate_vcoco_qpic
 
 # The metric selection reads, per dataset format: (name, path in the metrics block).
 SELECTION_METRIC = {
@@ -46,17 +51,11 @@ def evaluate_predictions(fmt: str, root: str | Path, predictions: list, eval_cfg
     """The selection block for test-split ``predictions``: ``{"hico": {"qpic": {"default": ...}}}``
     or ``{"vcoco": {"qpic": ...}}`` (V-COCO's official evaluation is left to ``hqm evaluate``)."""
     if fmt == "hico":
-        from hqm.evaluation.run import evaluate_dataset
-
         return evaluate_dataset(fmt, root, predictions, eval_cfg, per_category=False)
     if fmt == "vcoco":
-        from hqm.data.annotations import read_correct_mat, read_vcoco_annotations
-        from hqm.data.classes import NUM_VCOCO_VERBS
-        from hqm.evaluation.vcoco import evaluate_vcoco_qpic
-
-        ann = Path(root) / "annotations"
-        corre = read_correct_mat(ann / "corre_vcoco.npy", NUM_VCOCO_VERBS)
-        test = read_vcoco_annotations(ann / "test_vcoco.json")
+        layout = dataset_layout(fmt, root)
+        corre = read_correct_mat(layout.correct_mat, NUM_VCOCO_VERBS)
+        test = read_vcoco_annotations(layout.annotations("test"))
         return {"vcoco": {"qpic": evaluate_vcoco_qpic(test, predictions, corre, max_hois=eval_cfg.max_hois)}}
     raise HqmError(f"selection: unknown dataset format {fmt!r} (hico, vcoco)")
 

@@ -27,8 +27,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from hqm.config import RunConfig, TrainConfig
+from hqm.data.datasets import build_dataset, collate, dataset_meta
 from hqm.engine import checkpoint as ckpt
 from hqm.engine import metrics_io, provenance, selection
+from hqm.engine.checkpoint import load_initial_weights
 from hqm.engine.distributed import DistEnv, all_gather_objects, all_reduce_sum, barrier
 from hqm.engine.inference import autocast_context, evaluate_model, to_float
 from hqm.engine.progress import Progress, epoch_line
@@ -36,6 +38,8 @@ from hqm.engine.resume import load_resumable, training_config
 from hqm.engine.sampler import MicroBatchSampler, SeededItems, StepPlan
 from hqm.errors import HqmError
 from hqm.io import atomic_write
+from hqm.models.build import build_criterion, build_detector
+from hqm.models.schedule import HardStreamSchedule
 
 
 @dataclass
@@ -54,17 +58,12 @@ def build_components(cfg: RunConfig, rank: int = 0) -> TrainComponents:
     """Datasets, detector and criterion of ``cfg`` (same weights on every rank: seeded).
 
     ``rank`` seeds the rank's own hard-query draws (GBS shifts, AMM ranks)."""
-    from hqm.data.datasets import build_dataset, collate, dataset_meta
-    from hqm.models.build import build_criterion, build_detector
-
     meta = dataset_meta(cfg.dataset)
     model = build_detector(
         cfg.model, cfg.method, cfg.hard_queries, meta.num_obj_classes, meta.num_verb_classes, seed=cfg.seed,
         rank=rank,
     )
     if cfg.model.init_weights:
-        from hqm.engine.checkpoint import load_initial_weights
-
         load_initial_weights(model, cfg.model.init_weights)
     criterion = build_criterion(
         cfg.loss, cfg.method, cfg.hard_queries, meta.num_obj_classes, meta.num_verb_classes,
@@ -94,8 +93,6 @@ def build_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.O
 
 def build_hard_schedule(cfg: RunConfig, env: DistEnv):
     """The per-step hard-stream chooser (answers None for plain QPIC)."""
-    from hqm.models.schedule import HardStreamSchedule
-
     return HardStreamSchedule(cfg.method, cfg.hard_queries.alternation, seed=cfg.seed, rank=env.rank)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import yaml
+
 from hqm.errors import HqmError
 from hqm.methods import get_method
 
@@ -97,8 +99,6 @@ def retype_cli_strings(tree: dict, skip: tuple[str, ...] = ("artefacts",)) -> No
     converted; other strings (paths, names, ``none``) stay. ``artefacts`` (sha256 prefixes that may
     be all digits) is left alone.
     """
-    import yaml
-
     def fix(node: Any) -> Any:
         if isinstance(node, dict):
             return {k: fix(v) for k, v in node.items()}

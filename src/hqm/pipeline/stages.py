@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hqm.pipeline.params import weights_file
+
 RUN = "{runs}/{dataset}/{variant}/seed{seed}"
 # the grid axes of each kind of stage (DVC matrix keys; Snakemake wildcards besides dataset)
 AXES = {"dataset": (), "run": ("variant", "seed"), "eval": ("variant", "seed", "which"), "gallery": ("variant",)}
@@ -78,8 +80,6 @@ def init_weights_deps(params: dict, dataset: str) -> list[str]:
     resolve-config picks the variant's layout; listing both keeps the grid a DVC matrix (the
     layout follows the method, which DVC templating cannot look up).
     """
-    from hqm.pipeline.params import weights_file
-
     exp = params["experiment"]
     if exp["backbone_weights"] == "none":
         return []

@@ -9,9 +9,14 @@ mean AP per split and variant; then one scatter per variant, its AP against QPIC
 
 from __future__ import annotations
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
 import statistics
 import sys
 from pathlib import Path
+
+import matplotlib.pyplot as plt  # noqa: E402
 
 from hqm.data.classes import VCOCO_EXCLUDED_FROM_REPORT
 from hqm.errors import HqmError
@@ -88,11 +93,6 @@ def _baseline(methods: dict[str, str], available: dict) -> str | None:
 def plot_categories(cats: dict[str, dict[str, tuple[str, float]]], methods: dict[str, str], title: str,
                     out_png: Path, out_pdf: Path) -> None:
     """Bars of the mean AP per split and variant, then one scatter per variant against QPIC."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     base = _baseline(methods, cats)
     others = [v for v in cats if v != base] if base else []
     fig, axes = plt.subplots(1, 1 + len(others), figsize=(4.2 * (1 + len(others)), 3.8), squeeze=False)

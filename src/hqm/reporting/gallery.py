@@ -16,12 +16,17 @@ The computing functions return plain arrays so tests can check the drawn quantit
 
 from __future__ import annotations
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import torch
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from hqm.config import AugmentConfig, DatasetConfig, RunConfig, from_dict, to_dict
 from hqm.data import classes
@@ -185,8 +190,6 @@ def gallery_rows(model, cfg: RunConfig, dataset_root: str, fmt: str, num_images:
 
 
 def _box(ax, box, colour: str, style: str = "-") -> None:
-    from matplotlib.patches import Rectangle
-
     x1, y1, x2, y2 = (float(v) for v in box)
     ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5, linestyle=style))
 
@@ -237,11 +240,6 @@ def _draw_attention(ax, row: GalleryRow, masked: bool) -> None:
 
 def draw_gallery(rows: list[GalleryRow], out: str | Path) -> None:
     """One row of four panels per image; PNG of 1600 x 400·len(rows) pixels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(len(rows), 4, figsize=(4 * PANEL_INCHES, len(rows) * PANEL_INCHES), squeeze=False)
     for ax_row, row in zip(axes, rows):
         _draw_triplets(ax_row[0], row)

@@ -10,12 +10,17 @@ wide ``NAME_curves.csv`` (``epoch, <variant>_loss_mean, <variant>_loss_std, <var
 
 from __future__ import annotations
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
 import csv
 import io
 import json
 import math
 import statistics
 from pathlib import Path
+
+import matplotlib.pyplot as plt  # noqa: E402
 
 from hqm.errors import HqmError
 from hqm.io import atomic_write
@@ -179,11 +184,6 @@ def curves_table(runs: dict[str, list[list[dict[str, float]]]]) -> str:
 
 def plot_curves(runs: dict[str, list[list[dict[str, float]]]], title: str, out_png: Path, out_pdf: Path) -> None:
     """Two panels (training loss, test mAP %), one line per variant, band = std over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, series, label in zip(axes, CURVE_SERIES, ("training loss", "test mAP (%)")):
         for variant, pts in aggregate(runs, series).items():

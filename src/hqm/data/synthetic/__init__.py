@@ -39,6 +39,7 @@ from hqm.data.synthetic.catalogue import RARE_COMBINATIONS, hico_verbs_for
 from hqm.data.synthetic.hard import HARD_CASES, case_weights
 from hqm.data.synthetic.hico import write_hico
 from hqm.data.synthetic.vcoco import write_vcoco_official
+from hqm.data.vcoco_convert import convert_vcoco
 from hqm.errors import HqmError
 from hqm.io import make_temp_dir, write_json
 
@@ -99,8 +100,6 @@ def make_synthetic(cfg: SyntheticConfig, fmt: str, out_root: str | os.PathLike, 
         if fmt == "hico":
             summary = write_hico(tmp, cfg, hard_test)
         else:
-            from hqm.data.vcoco_convert import convert_vcoco
-
             summary = write_vcoco_official(tmp, cfg, hard_test)
             layout = dataset_layout("vcoco", tmp)
             convert_vcoco(layout.official / "data", layout.official / "prior.pickle", layout.correct_mat.parent)
