@@ -142,6 +142,11 @@ class TrainConfig:
     eval_every_epochs: int = 0  # 0 = only after the last epoch
     select_best: bool = False  # a "best" epoch is then labelled as selected on the test set
     find_unused_parameters: bool = False  # forced on for HQM variants (GBS encoder unused in AMM steps)
+    # lr schedule (hqm.engine.schedules): "step" = x0.1 after lr_drop epochs (published); "cosine" =
+    # half cosine to min_lr_ratio x lr at the last step (the CPU demo; docs/demo.md). Both may warm up.
+    lr_schedule: Literal["step", "cosine"] = "step"
+    warmup_epochs: float = 0.0  # linear warm-up over this many epochs (fractions allowed); 0 = none
+    min_lr_ratio: float = 0.0  # cosine only: final lr / base lr
 
 
 @dataclass
