@@ -15,6 +15,7 @@ prints one row per run and the seeds' mean +- std, and exits 1 when a criterion 
     python bench/demo_stability.py                       # seeds 1 2 3 at 1 thread + seed 1 at 2 threads
     python bench/demo_stability.py --work /tmp/stab --seeds 1 2 --extra-threads 0 --jobs 1
     python bench/demo_stability.py --work /tmp/stab --reuse   # re-read finished runs, train nothing
+    python bench/demo_stability.py --work /tmp/stab --skip-finished   # train only what is missing
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-diff", type=float, default=2.0)
     p.add_argument("--max-std", type=float, default=3.0)
     p.add_argument("--reuse", action="store_true", help="only read runs already in --work")
+    p.add_argument("--skip-finished", action="store_true",
+                   help="do not retrain a run whose folder already holds a final checkpoint")
     return p.parse_args(argv)
 
 
@@ -153,9 +156,13 @@ def _commands(run: Run, params: Path, variant: str) -> list[list[str]]:
     ]  # fmt: skip
 
 
+def finished(run: Path) -> bool:
+    return any((run / name).is_file() for name in ("checkpoint.pth", "checkpoint_last.pth"))
+
+
 def train_all(runs: list[Run], params_for: dict[int, Path], args: argparse.Namespace) -> None:
     """Train ``runs``: the 1-thread ones --jobs at a time, then each multi-thread one alone."""
-    pending = sorted(runs, key=lambda r: r.threads)
+    pending = sorted((r for r in runs if not (args.skip_finished and finished(r.path))), key=lambda r: r.threads)
     active: dict[str, tuple[Run, subprocess.Popen, float]] = {}
     while pending or active:
         room = args.jobs if all(r.threads == 1 for r, _, _ in active.values()) else 1
