@@ -151,6 +151,13 @@ class TrainConfig:
     eval_cadence: Literal["interval", "qpic", "hqm"] = "interval"
     eval_batch_size: int = 4  # images per forward pass of the selection evaluation
     log_every_iters: int = 50  # plain progress line every N optimiser steps (stderr not a terminal)
+    # categories the selection metric averages over (evaluation.category_scope's meaning)
+    eval_category_scope: Literal["all", "dataset"] = "all"
+    # lr schedule (hqm.engine.schedules): "step" = x0.1 after lr_drop epochs (published); "cosine" =
+    # half cosine to min_lr_ratio x lr at the last step (the CPU demo; docs/demo.md). Both may warm up.
+    lr_schedule: Literal["step", "cosine"] = "step"
+    warmup_epochs: float = 0.0  # linear warm-up over this many epochs (fractions allowed); 0 = none
+    min_lr_ratio: float = 0.0  # cosine only: final lr / base lr
 
 
 @dataclass

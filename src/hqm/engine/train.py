@@ -36,6 +36,7 @@ from hqm.engine.inference import autocast_context, evaluate_model, to_float
 from hqm.engine.progress import Progress, epoch_line
 from hqm.engine.resume import load_resumable, training_config
 from hqm.engine.sampler import MicroBatchSampler, SeededItems, StepPlan
+from hqm.engine.schedules import build_lr_scheduler, epoch_start_lr
 from hqm.errors import HqmError
 from hqm.io import atomic_write
 from hqm.models.build import build_criterion, build_detector
@@ -226,7 +227,7 @@ def _start(cfg: RunConfig, run_dir: Path, env: DistEnv, comps: TrainComponents |
                     env.world_size, env.rank, cfg.seed)  # fmt: skip
     optimizer = build_optimizer(model, train)
     hosts = all_gather_objects(provenance.this_host(), env)
-    s = Session(cfg, run_dir, env, comps, model, model, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, train.lr_drop),
+    s = Session(cfg, run_dir, env, comps, model, model, optimizer, build_lr_scheduler(optimizer, train, plan.steps_per_epoch),
                 build_hard_schedule(cfg, env), plan, provenance.collect(cfg.seed, env.world_size, hosts),
                 session_t0=time.perf_counter())  # fmt: skip
     if state is not None:
@@ -273,6 +274,7 @@ def _train_epoch(s: Session, epoch: int) -> tuple[float, int]:
         micro = [next(batches) for _ in range(plan.accumulation_steps)]
         stream = s.schedule.stream(epoch, step)
         result = train_step(s.net, s.comps.criterion, s.optimizer, micro, s.env, train, stream)
+        s.scheduler.step()  # per optimiser step: warm-up and cosine need it; step is per-epoch exact
         if not np.isfinite(result.loss):
             raise HqmError(f"{s.run_dir}: loss is {result.loss} at epoch {epoch} step {step}; stopping")
         for k, v in [("loss", result.loss), *result.terms.items()]:
@@ -293,8 +295,7 @@ def _train_epoch(s: Session, epoch: int) -> tuple[float, int]:
 def _end_epoch(s: Session, epoch: int, elapsed: float, images: int) -> None:
     """Log the epoch, evaluate it when the cadence says so, keep the best weights, save state."""
     train, fmt = s.cfg.train, s.cfg.dataset.format
-    lr = s.optimizer.param_groups[0]["lr"]
-    s.scheduler.step()
+    lr = epoch_start_lr(s.scheduler, epoch * s.plan.steps_per_epoch)
     record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
     record.update({f"train_{k}": v for k, v in _merge_sums(all_gather_objects(s.loss_sums, s.env)).items()})
     record.update({"epoch_time": elapsed, "images_per_s": images / max(elapsed, 1e-9)})

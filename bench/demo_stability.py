@@ -1,0 +1,241 @@
+"""Does the CPU demo hold on another machine? QPIC on synthetic HICO-DET, several seeds and threads.
+
+Issue #15's criteria for the demo settings in params.yaml (docs/demo.md):
+  * every run's curve has flattened: the last two in-training evaluations within --max-diff points;
+  * every run reaches --min-map (HICO-DET Full, QPIC protocol, percent);
+  * the seeds' final mAPs have a standard deviation <= --max-std points;
+and all of it also on a run with another thread count (other float rounding).
+
+It runs the real commands: ``hqm make-synthetic`` (once), then per run ``hqm resolve-config`` and
+``hqm train --nproc 1`` (QPIC, synthetic_hico), --jobs runs at a time, each under a timeout. It reads
+each run's per-evaluation mAP from ``curves.csv`` (column ``map``, percent), else
+``train_summary.json`` (``selection``), else ``log.jsonl`` (``test.qpic.default.mAP``, a fraction),
+prints one row per run and the seeds' mean +- std, and exits 1 when a criterion fails.
+
+    python bench/demo_stability.py                       # seeds 1 2 3 at 1 thread + seed 1 at 2 threads
+    python bench/demo_stability.py --work /tmp/stab --seeds 1 2 --extra-threads 0 --jobs 1
+    python bench/demo_stability.py --work /tmp/stab --reuse   # re-read finished runs, train nothing
+    python bench/demo_stability.py --work /tmp/stab --skip-finished   # train only what is missing
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+DATASET = "synthetic_hico"
+
+
+@dataclass
+class Run:
+    seed: int
+    threads: int
+    path: Path
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, mAP %)
+    rare: float | None = None  # last evaluation's Rare mAP, percent (log.jsonl only)
+    wall: float | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"seed{self.seed}-t{self.threads}"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--params", default="params.yaml", help="the params file whose demo settings are measured")
+    p.add_argument("--work", default="bench_demo_stability", help="folder for the dataset and the runs")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds trained with 1 thread")
+    p.add_argument("--extra-threads", type=int, default=2,
+                   help="also train the first seed with this many threads (other rounding); 0 = skip")
+    p.add_argument("--variant", default="qpic")
+    p.add_argument("--jobs", type=int, default=2, help="1-thread trainings at a time")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per training")
+    p.add_argument("--min-map", type=float, default=30.0)
+    p.add_argument("--max-diff", type=float, default=2.0)
+    p.add_argument("--max-std", type=float, default=3.0)
+    p.add_argument("--reuse", action="store_true", help="only read runs already in --work")
+    p.add_argument("--skip-finished", action="store_true",
+                   help="do not retrain a run whose folder already holds a final checkpoint")
+    return p.parse_args(argv)
+
+
+def write_params(src: Path, dst: Path, root: Path, threads: int) -> None:
+    """A copy of ``src`` with the dataset root under --work and ``train.threads_per_rank``."""
+    params = yaml.safe_load(src.read_text(encoding="utf-8"))
+    params["datasets"][DATASET]["root"] = str(root)
+    params["train"]["threads_per_rank"] = threads
+    dst.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _from_curves_csv(path: Path) -> list[tuple[int, float]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    curve = [(int(float(r["epoch"])), _number(r.get("map"))) for r in rows if r.get("epoch")]
+    return [(e, m) for e, m in curve if m is not None]
+
+
+def _from_summary(path: Path) -> list[tuple[int, float]]:
+    """``selection`` of train_summary.json: values as {epoch: v}, [{epoch, value}] or [v | null]."""
+    values = json.loads(path.read_text(encoding="utf-8")).get("selection", {}).get("values")
+    if isinstance(values, dict):
+        pairs = [(int(k), _number(v)) for k, v in values.items()]
+    elif isinstance(values, list) and values and all(isinstance(v, dict) for v in values):
+        pairs = [(int(v["epoch"]), _number(v.get("value", v.get("map")))) for v in values]
+    elif isinstance(values, list):
+        pairs = [(i + 1, _number(v)) for i, v in enumerate(values)]
+    else:
+        return []
+    pairs = sorted((e, v) for e, v in pairs if v is not None)
+    if pairs and max(v for _, v in pairs) <= 1.0:  # a fraction, not percent
+        pairs = [(e, 100 * v) for e, v in pairs]
+    return pairs
+
+
+def _qpic_default(test: dict) -> dict:
+    block = test.get("hico", test)
+    return block.get("qpic", {}).get("default", {}) or block.get("official", {}).get("default", {})
+
+
+def _from_log(path: Path) -> tuple[list[tuple[int, float]], float | None]:
+    curve, rare = [], None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if isinstance(record.get("map"), int | float):
+            curve.append((int(record["epoch"]), float(record["map"])))
+            continue
+        if not isinstance(record.get("test"), dict):
+            continue
+        scores = _qpic_default(record["test"])
+        if _number(scores.get("mAP")) is not None:
+            curve.append((int(record["epoch"]), 100 * float(scores["mAP"])))
+            rare = 100 * float(scores.get("mAP rare", float("nan")))
+    return curve, rare
+
+
+def read_curve(run: Path) -> tuple[list[tuple[int, float]], float | None]:
+    """Per-evaluation (epoch, mAP %) of a finished run, and the last Rare mAP when the log has it."""
+    rare = None
+    if (run / "log.jsonl").is_file():
+        curve, rare = _from_log(run / "log.jsonl")
+    else:
+        curve = []
+    for name, reader in (("curves.csv", _from_curves_csv), ("train_summary.json", _from_summary)):
+        if (run / name).is_file():
+            other = reader(run / name)
+            if other:
+                return other, rare
+    return curve, rare
+
+
+def _commands(run: Run, params: Path, variant: str) -> list[list[str]]:
+    config = str(run.path / "run_config.yaml")
+    return [
+        ["hqm", "resolve-config", "--params", str(params), "--dataset", DATASET, "--variant", variant,
+         "--seed", str(run.seed), "--out", config],
+        ["hqm", "train", "--config", config, "--out", str(run.path), "--nproc", "1"],
+    ]  # fmt: skip
+
+
+def finished(run: Path) -> bool:
+    return any((run / name).is_file() for name in ("checkpoint.pth", "checkpoint_last.pth"))
+
+
+def train_all(runs: list[Run], params_for: dict[int, Path], args: argparse.Namespace) -> None:
+    """Train ``runs``: the 1-thread ones --jobs at a time, then each multi-thread one alone."""
+    pending = sorted((r for r in runs if not (args.skip_finished and finished(r.path))), key=lambda r: r.threads)
+    active: dict[str, tuple[Run, subprocess.Popen, float]] = {}
+    while pending or active:
+        room = args.jobs if all(r.threads == 1 for r, _, _ in active.values()) else 1
+        while pending and len(active) < room and (pending[0].threads == 1 or not active):
+            run = pending.pop(0)
+            run.path.mkdir(parents=True, exist_ok=True)
+            resolve, train = _commands(run, params_for[run.threads], args.variant)
+            subprocess.run(resolve, check=True)
+            log = (run.path / "train.log").open("w", encoding="utf-8")
+            proc = subprocess.Popen(["timeout", str(args.timeout), *train], stdout=log, stderr=subprocess.STDOUT)
+            active[run.label] = (run, proc, time.perf_counter())
+            print(f"started {run.label}: {' '.join(train)}", file=sys.stderr)
+            if run.threads > 1:
+                break
+        time.sleep(2)
+        for label, (run, proc, t0) in list(active.items()):
+            if proc.poll() is not None:
+                run.wall = time.perf_counter() - t0
+                if proc.returncode != 0:
+                    run.error = f"hqm train exited {proc.returncode} (see {run.path / 'train.log'})"
+                print(f"finished {label} in {run.wall:.0f} s (exit {proc.returncode})", file=sys.stderr)
+                del active[label]
+
+
+def judge(runs: list[Run], args: argparse.Namespace) -> bool:
+    """Print the table; True iff every criterion holds."""
+    ok = True
+    print(f"{'run':<12} {'mAP curve (epoch:%)':<44} {'last2':>13} {'|diff|':>6} {'Rare':>5} {'wall s':>6}  verdict")
+    for run in runs:
+        run.curve, run.rare = read_curve(run.path)
+        curve = " ".join(f"{e}:{m:.1f}" for e, m in run.curve)
+        if run.error or len(run.curve) < 2:
+            ok = False
+            print(f"{run.label:<12} {curve:<44} FAIL: {run.error or 'fewer than two evaluations'}")
+            continue
+        (_, a), (_, b) = run.curve[-2:]
+        diff = abs(b - a)
+        reasons = [f"|diff| > {args.max_diff}"] * (diff > args.max_diff) + [f"mAP < {args.min_map}"] * (b < args.min_map)
+        ok = ok and not reasons
+        rare = "-" if run.rare is None else f"{run.rare:.1f}"
+        wall = "-" if run.wall is None else f"{run.wall:.0f}"
+        print(f"{run.label:<12} {curve:<44} {a:6.1f} {b:6.1f} {diff:6.1f} {rare:>5} {wall:>6}  "
+              f"{'FAIL: ' + ', '.join(reasons) if reasons else 'pass'}")  # fmt: skip
+    finals = [r.curve[-1][1] for r in runs if r.threads == 1 and r.curve and not r.error]
+    if len(finals) >= 2:
+        mean, std = statistics.mean(finals), statistics.stdev(finals)
+        verdict = "pass" if std <= args.max_std else f"FAIL: std > {args.max_std}"
+        ok = ok and std <= args.max_std
+        print(f"seeds (1 thread): final mAP {mean:.1f} +- {std:.1f} (sample std, n={len(finals)})  {verdict}")
+    print("ALL CRITERIA HOLD" if ok else "SOME CRITERION FAILS")
+    return ok
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    work = Path(args.work).resolve()
+    root = work / "data" / DATASET
+    runs = [Run(s, 1, work / "runs" / f"seed{s}-t1") for s in args.seeds]
+    if args.extra_threads > 0:
+        runs.append(Run(args.seeds[0], args.extra_threads, work / "runs" / f"seed{args.seeds[0]}-t{args.extra_threads}"))
+    if not args.reuse:
+        work.mkdir(parents=True, exist_ok=True)
+        params_for = {}
+        for threads in sorted({r.threads for r in runs}):
+            params_for[threads] = work / f"params_t{threads}.yaml"
+            write_params(Path(args.params), params_for[threads], root, threads)
+        if not (root / ".hqm-synthetic.json").is_file():
+            subprocess.run(["hqm", "make-synthetic", "--format", "hico", "--params", str(params_for[1] if 1 in
+                            params_for else next(iter(params_for.values()))), "--out", str(root)], check=True)  # fmt: skip
+        train_all(runs, params_for, args)
+    print(f"# {args.variant} on {DATASET}, params {args.params}, host {os.uname().nodename}, {os.cpu_count()} CPUs")
+    return 0 if judge(runs, args) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""bench/demo_stability.py reads a run's per-evaluation mAP from either run-folder layout."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "demo_stability.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("demo_stability", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def _log(run: Path, maps: dict[int, float | None]) -> None:
+    lines = []
+    for epoch, value in maps.items():
+        record = {"epoch": epoch, "lr": 1e-4}
+        if value is not None:
+            record["test"] = {"qpic": {"default": {"mAP": value, "mAP rare": value / 2}}}
+        lines.append(json.dumps(record))
+    (run / "log.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_todays_log_jsonl(bench, tmp_path):
+    _log(tmp_path, {1: None, 2: 0.10, 3: None, 4: 0.305})
+    curve, rare = bench.read_curve(tmp_path)
+    assert curve == [(2, pytest.approx(10.0)), (4, pytest.approx(30.5))]
+    assert rare == pytest.approx(15.25)
+
+
+def test_contract_curves_csv_wins_over_the_log(bench, tmp_path):
+    _log(tmp_path, {1: 0.5})
+    (tmp_path / "curves.csv").write_text("epoch,lr,loss,map\n1,0.1,2.0,\n2,0.1,1.5,12.5\n3,0.1,1.2,14.0\n")
+    curve, rare = bench.read_curve(tmp_path)
+    assert curve == [(2, 12.5), (3, 14.0)]
+    assert rare == pytest.approx(25.0)  # Rare still comes from the log when it has one
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({"2": 0.2, "4": 0.25}, [(2, 20.0), (4, 25.0)]),  # fractions become percent
+        ([None, 21.0, None, 26.0], [(2, 21.0), (4, 26.0)]),  # one entry per epoch, null = not evaluated
+        ([{"epoch": 5, "value": 31.0}, {"epoch": 10, "value": 32.0}], [(5, 31.0), (10, 32.0)]),
+    ],
+)
+def test_train_summary_selection(bench, tmp_path, values, expected):
+    (tmp_path / "train_summary.json").write_text(json.dumps({"selection": {"metric": "m", "values": values}}))
+    curve, rare = bench.read_curve(tmp_path)
+    assert curve == [(e, pytest.approx(v)) for e, v in expected]
+    assert rare is None
+
+
+def test_judge_fails_an_unflattened_or_weak_run(bench, tmp_path, capsys):
+    args = argparse.Namespace(min_map=30.0, max_diff=2.0, max_std=3.0)
+    runs = []
+    for seed, maps in ((1, {8: 0.31, 10: 0.32}), (2, {8: 0.30, 10: 0.33})):
+        path = tmp_path / f"s{seed}"
+        path.mkdir()
+        _log(path, maps)
+        runs.append(bench.Run(seed, 1, path))
+    assert bench.judge(runs, args) is False  # seed 2 moved 3 points between its last evaluations
+    out = capsys.readouterr().out
+    assert "FAIL: |diff| > 2.0" in out and "SOME CRITERION FAILS" in out
+    _log(runs[1].path, {8: 0.32, 10: 0.33})
+    assert bench.judge(runs, args) is True
+    assert "ALL CRITERIA HOLD" in capsys.readouterr().out
