@@ -44,7 +44,8 @@ rule gallery:
     input:
         unpack(rule_inputs("gallery")),
     output:
-        **rule_outputs("gallery"),
+        **{key: report(path, caption="../report/gallery.rst", category="Gallery")
+           for key, path in rule_outputs("gallery").items()},
     params:
         cmd=rule_command("gallery"),
     conda:
