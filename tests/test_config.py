@@ -6,6 +6,7 @@ import jsonschema
 import pytest
 import yaml
 
+from config_edit import without
 from hqm.config import (
     VARIANTS,
     Params,
@@ -33,16 +34,6 @@ BASE = deep_merge(to_dict(Params()), {
     },
     "train": {"epochs": 150, "lr_drop": 100},
 })
-
-
-def _without(data: dict, dotted: str) -> dict:
-    out = deep_merge(data, {})
-    *parents, leaf = dotted.split(".")
-    node = out
-    for part in parents:
-        node = node[part]
-    del node[leaf]
-    return out
 
 
 def _escaped(text: str) -> str:
@@ -111,7 +102,7 @@ def test_bad_params_name_the_key(patch, message):
                                  "synthetic.layout", "experiment.gpus_per_run", "evaluation.batch_size"])
 def test_a_left_out_entry_is_an_error_not_a_default(key):
     with pytest.raises(HqmError, match=_escaped(f"<params>: {key}: missing")):
-        load_params(_without(BASE, key))
+        load_params(without(BASE, key))
 
 
 def test_overlays_may_leave_entries_out_but_the_params_file_may_not(tmp_path):
@@ -120,7 +111,7 @@ def test_overlays_may_leave_entries_out_but_the_params_file_may_not(tmp_path):
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(yaml.safe_dump({"train": {"epochs": 7}}))
     assert load_params(params, [overlay]).train.epochs == 7
-    params.write_text(yaml.safe_dump(_without(BASE, "train.lr")))
+    params.write_text(yaml.safe_dump(without(BASE, "train.lr")))
     with pytest.raises(HqmError, match=_escaped(f"{params}: train.lr: missing")):
         load_params(params, [overlay])
 
@@ -134,7 +125,7 @@ def test_a_selection_of_sections_resolves_but_a_leaf_left_out_inside_one_does_no
     cfg = resolve_run(from_dict(Params, selected, "sel.yaml"), "toy", "g", 1)
     assert cfg.hard_queries.loss_weight == 1.0 and cfg.method == "gbs"
     for key in ("hard_queries.gbs.step", "hard_queries.loss_weight", "augment.max_size", "datasets.toy.source"):
-        params = from_dict(Params, _without(selected, key), "sel.yaml")
+        params = from_dict(Params, without(selected, key), "sel.yaml")
         with pytest.raises(HqmError, match=_escaped(f"sel.yaml: {key}: missing")):
             resolve_run(params, "toy", "g", 1)
 
@@ -157,7 +148,7 @@ def test_run_config_round_trip(tmp_path):
 def test_run_config_is_complete_and_range_checked(tmp_path):
     data = to_dict(resolve_run(load_params(BASE), "toy", "hqm", 2))
     path = tmp_path / "run_config.yaml"
-    path.write_text(yaml.safe_dump(_without(data, "train.lr_drop")))
+    path.write_text(yaml.safe_dump(without(data, "train.lr_drop")))
     with pytest.raises(HqmError, match=_escaped(f"{path}: train.lr_drop: missing")):
         load_run_config(path)
     path.write_text(yaml.safe_dump(deep_merge(data, {"train": {"epochs": -1}})))

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from hostile_harness import Case, check_case, parametrize
 
+from config_edit import without
 from hqm.config import Params, deep_merge, load_params, resolve_run, to_dict
 
 # A complete params file: every entry written out, a tiny model, one synthetic dataset.
@@ -21,16 +22,6 @@ PARAMS = deep_merge(to_dict(Params()), {
                  "hqm": {"method": "hqm", "train": {"epochs": 8, "lr_drop": 6}}},
     "model": {"backbone": "resnet18", "hidden_dim": 64, "nheads": 4, "enc_layers": 1, "dec_layers": 2},
 })
-
-
-def _without(data: dict, dotted: str) -> dict:
-    out = deep_merge(data, {})
-    *parents, leaf = dotted.split(".")
-    node = out
-    for part in parents:
-        node = node[part]
-    del node[leaf]
-    return out
 
 
 def _params(data: dict):
@@ -44,7 +35,7 @@ def _run_config(patch: dict | None = None, drop: str | None = None):
         data = to_dict(resolve_run(load_params(PARAMS), "toy", "hqm", 1))
         data = deep_merge(data, patch or {})
         if drop:
-            data = _without(data, drop)
+            data = without(data, drop)
         (tmp / "run_config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return setup
 
@@ -77,8 +68,8 @@ CASES = [
              (P, "hard_queries.gbs.iou_high: must be > hard_queries.gbs.iou_low")),
     _resolve("variant-override-out-of-range", deep_merge(PARAMS, {"variants": {"hqm": {"train": {"epochs": 0}}}}),
              (P, "variants.hqm.train.epochs: must be >= 1, got 0")),
-    _resolve("leaf-left-out", _without(PARAMS, "train.epochs"), (f"{P}: train.epochs: missing",)),
-    _resolve("hard-query-leaf-left-out", _without(PARAMS, "hard_queries.amm.top_k"),
+    _resolve("leaf-left-out", without(PARAMS, "train.epochs"), (f"{P}: train.epochs: missing",)),
+    _resolve("hard-query-leaf-left-out", without(PARAMS, "hard_queries.amm.top_k"),
              (f"{P}: hard_queries.amm.top_k: missing",), variant="amm"),
     _resolve("removed-option", deep_merge(PARAMS, {"hard_queries": {"amm": {"queries": "positives"}}}),
              (P, "hard_queries.amm: unknown key(s) queries"), variant="amm"),

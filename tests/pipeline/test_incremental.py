@@ -64,12 +64,18 @@ def dvc_changed(status_output):
             if line.rstrip().endswith(":") and not line.startswith(("\t", " "))}
 
 
-def test_dvc_edits_rerun_only_their_stages(fake_hqm_env, tmp_path):
+def dvc_work(tmp_path):
+    """A folder with the CI params and the dvc.yaml rendered from them: (folder, params)."""
     work = tmp_path / "work"
     work.mkdir()
     params = ci_params()
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / "dvc.yaml").write_text(render(params))
+    return work, params
+
+
+def test_dvc_edits_rerun_only_their_stages(fake_hqm_env, tmp_path):
+    work, params = dvc_work(tmp_path)
     run(DVC + ["init", "--no-scm", "-q"], work, fake_hqm_env)
     run(DVC + ["repro"], work, fake_hqm_env)
     assert (work / "results/tables/synthetic_hico.md").exists()
@@ -133,11 +139,7 @@ def test_dvc_pull_gives_a_coauthor_the_results_without_training(fake_hqm_env, tm
 
 def test_dvc_exp_run_set_param_adds_and_drops_runs(fake_hqm_env, tmp_path):
     """`dvc exp run -S experiment.seeds=[...]` / `-S experiment.variants=[...]` change the runs."""
-    work = tmp_path / "work"
-    work.mkdir()
-    params = ci_params()
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (work / "dvc.yaml").write_text(render(params))
+    work, params = dvc_work(tmp_path)
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     run(["git", "init", "-q"], work, fake_hqm_env)
     run(DVC + ["init", "-q"], work, fake_hqm_env)
