@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from real_layouts import hoi as _hoi
+from real_layouts import hoi_id as _hoi_id
+from real_layouts import image as _image
+from real_layouts import write_hico_mats
 
 from hqm.cli import main
 from hqm.data import classes
@@ -17,43 +21,6 @@ from hqm.data.vcoco_convert import convert_vcoco
 from hqm.errors import HqmError
 
 VCOCO_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vcoco_eval"
-
-
-def _struct(fields: dict, n: int | None = None):
-    """A MAT struct array: dict of per-element value lists (n elements) -> numpy record array."""
-    n = len(next(iter(fields.values()))) if n is None else n
-    arr = np.zeros((1, n), dtype=[(k, object) for k in fields])
-    for k, values in fields.items():
-        for i, v in enumerate(values):
-            arr[0, i][k] = v
-    return arr
-
-
-def _boxes(boxes):
-    return _struct({"x1": [b[0] for b in boxes], "x2": [b[2] for b in boxes],
-                    "y1": [b[1] for b in boxes], "y2": [b[3] for b in boxes]}, len(boxes))  # fmt: skip
-
-
-def _hoi(hoi_id, humans, objects, conn, invis=0):
-    return {"id": hoi_id, "bboxhuman": _boxes(humans), "bboxobject": _boxes(objects),
-            "connection": np.asarray(conn, dtype=np.float64).reshape(-1, 2), "invis": invis}  # fmt: skip
-
-
-def _image(name, width, height, hois):
-    size = _struct({"width": [width], "height": [height], "depth": [3]})
-    keys = ("id", "bboxhuman", "bboxobject", "connection", "invis")
-    return {"filename": name, "size": size, "hoi": _struct({k: [h[k] for h in hois] for k in keys}, len(hois))}
-
-
-def _list_action():
-    cats = classes.hico_hoi_categories()
-    return _struct({"nname": [c.object_name for c in cats], "vname": [c.verb_name for c in cats],
-                    "vname_ing": [c.verb_name + "ing" for c in cats]})  # fmt: skip
-
-
-def _hoi_id(verb, obj):
-    names = classes.coco_object_names()
-    return classes.hico_hoi_id_lookup()[(names.index(obj), classes.hico_verb_names().index(verb))]
 
 
 def _write_mats(tmp_path, train=None, test=None):
@@ -73,23 +40,10 @@ def _write_mats(tmp_path, train=None, test=None):
         ]),
         _image("HICO_test2015_00000002.jpg", 64, 48, []),
     ]  # fmt: skip
-
-    def bbox_array(images):
-        keys = ("filename", "size", "hoi")
-        return _struct({k: [im[k] for im in images] for k in keys}, len(images))
-
-    anno_bbox = tmp_path / "anno_bbox.mat"
-    scipy.io.savemat(anno_bbox, {"bbox_train": bbox_array(train), "bbox_test": bbox_array(test),
-                                 "list_action": _list_action().T})  # fmt: skip
     labels = -np.ones((600, 2))
     labels[ride - 1, 0] = 1
     labels[kick - 1, 1] = 0  # ambiguous is not positive
-    anno = tmp_path / "anno.mat"
-    names = np.empty((2, 1), dtype=object)
-    names[0, 0], names[1, 0] = "HICO_test2015_00000001.jpg", "HICO_test2015_00000002.jpg"
-    scipy.io.savemat(anno, {"anno_test": labels, "list_test": names, "anno_train": np.zeros((600, 1)),
-                            "list_train": np.array([["x"]], dtype=object)})  # fmt: skip
-    return anno_bbox, anno
+    return write_hico_mats(tmp_path, train, test, labels)
 
 
 def test_hico_conversion_follows_the_spec(tmp_path):
