@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import multiprocessing
 import tarfile
 import zipfile
 
@@ -194,3 +195,21 @@ def test_a_web_page_instead_of_the_file_is_refused(server, tmp_path):
                        r"hand and place it at .*file.bin"):
         _fetch("f", _art(f"{server.base}/page.html", sha=None), tmp_path)
     assert not (tmp_path / "checksums.json").exists() and not (tmp_path / "sub" / "file.bin").exists()
+
+
+def _place_and_fetch(args: tuple[str, str]) -> None:
+    name, data_dir = args
+    fetch_artefact(name, ArtefactConfig(sha256=None, path=f"{name}.bin"), data_dir, offline=True)
+
+
+def test_concurrent_fetches_keep_every_pin(tmp_path):
+    """Snakemake runs fetch jobs in parallel: each one's pin survives the others' (the offline
+    rehearsal fetched 5 unpinned artefacts at once; before the lock some pins were lost)."""
+    names = [f"art{i}" for i in range(8)]
+    for name in names:
+        (tmp_path / f"{name}.bin").write_bytes(name.encode() * 100)
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        pool.map(_place_and_fetch, [(name, str(tmp_path)) for name in names])
+    pins = json.loads((tmp_path / "checksums.json").read_text())
+    assert sorted(pins) == names
+    assert all(pins[n]["sha256"] == hashlib.sha256(n.encode() * 100).hexdigest() for n in names)

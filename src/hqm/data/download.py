@@ -21,6 +21,7 @@ the file by hand.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -65,9 +66,12 @@ def _expected_hash(name: str, art: ArtefactConfig, data_dir: Path) -> str | None
 
 def _pin(name: str, art: ArtefactConfig, data_dir: Path, digest: str, url: str) -> None:
     """Trust on first use (after the content check): record the digest so later uses can verify."""
-    pins = _pins(data_dir)
-    pins[name] = {"sha256": digest, "url": url, "path": art.path}
-    write_json(data_dir / PIN_FILE, pins)
+    # Snakemake runs several fetch jobs at once: read-modify-write under a lock, or pins get lost
+    with open(data_dir / f"{PIN_FILE}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pins = _pins(data_dir)
+        pins[name] = {"sha256": digest, "url": url, "path": art.path}
+        write_json(data_dir / PIN_FILE, pins)
     print(f"hqm fetch: artefact '{name}' has no published sha256; pinned {digest} in "
           f"{data_dir / PIN_FILE} (copy it to params: artefacts.{name}.sha256)", file=sys.stderr)
 
