@@ -96,6 +96,8 @@ def test_paper_chain_rehearsed_offline(tool_env, tmp_path):
         run(base, REPO, tool_env)
         assert sorted(server.paths()) == sorted(f"/{name}" for name in SERVED.values())  # each fetched once
     check_data(tmp_path, files)
+    for fmt, root in (("hico", "data/hico_det"), ("vcoco", "data/vcoco")):  # the training rules, every image decoded
+        run(["hqm", "check-dataset", "--format", fmt, "--root", root], tmp_path, tool_env)
     for dataset, variant in RUNS:
         headline = check_run(tmp_path, dataset, variant)
         key = "hico_default_full" if dataset == "hico_det" else "vcoco_role_ap_s1"
@@ -108,3 +110,4 @@ def test_paper_chain_rehearsed_offline(tool_env, tmp_path):
             text = (tmp_path / f"results/tables/{dataset}.{ext}").read_text()
             assert "HQM" in text and ("resnet18" if ext == "csv" else "R18") in text
     assert "Nothing to be done" in run(base + ["-n"], REPO, tool_env)
+    shutil.rmtree(tmp_path)  # 1.3 GB of weights and checkpoints; kept when an assertion failed
