@@ -152,19 +152,26 @@ def centre_box_xyxy() -> list[float]:
     return [(cx - w / 2) * WIDTH, (cy - h / 2) * HEIGHT, (cx + w / 2) * WIDTH, (cy + h / 2) * HEIGHT]
 
 
+def image_size(i: int) -> tuple[int, int]:
+    """(width, height) of the i-th image of a split: 96 x 72, every third one portrait (72 x 96),
+    so that evaluation batches mix sizes and pad."""
+    return (HEIGHT, WIDTH) if i % 3 == 1 else (WIDTH, HEIGHT)
+
+
 def _hico_images(split: str, count: int, first: int) -> list[tuple[dict, list[list[int]]]]:
-    """``count`` images of 96 x 72 px with 1-2 HOIs of ride/hold bicycle, kick/hold sports ball."""
+    """``count`` images (:func:`image_size`) with 1-2 HOIs of ride/hold bicycle, kick/hold sports ball."""
     pairs = [(("ride", "bicycle"), ("hold", "bicycle")), (("kick", "sports_ball"),), (("hold", "sports_ball"),)]
     out = []
     for i in range(count):
         shift = 3 * (i % 4)
         human = [5 + shift, 4, 40 + shift, 66]
-        obj = [30 + shift, 30, 90, 70 - (i % 3)]
+        w, h = image_size(i)
+        obj = [30 + shift, 30, w - 6, 70 - (i % 3)]
         if i == 0:  # 1-based inclusive pixels of the centre box, for person and object
             human = obj = [round(v) + (k < 2) for k, v in enumerate(centre_box_xyxy())]
         hois = [hoi(hoi_id(verb, noun), [human], [obj], [[1, 1]]) for verb, noun in pairs[i % len(pairs)]]
         name = f"HICO_{split}2015_{first + i:08d}.jpg"
-        out.append((image(name, WIDTH, HEIGHT, hois), [[b - 1 for b in human], [b - 1 for b in obj]]))
+        out.append((image(name, w, h, hois), [[b - 1 for b in human], [b - 1 for b in obj]]))
     return out
 
 
@@ -183,7 +190,7 @@ def hico_archive(path: Path, num_train: int = 6, num_test: int = 3) -> dict[str,
         _add(tar, f"{top}/anno.mat", anno.read_bytes())
         for split, images in (("train2015", train), ("test2015", test)):
             for k, (im, boxes) in enumerate(images):
-                _add(tar, f"{top}/images/{split}/{im['filename']}", jpeg(WIDTH, HEIGHT, boxes, seed=k + 100 * (split == "test2015")))
+                _add(tar, f"{top}/images/{split}/{im['filename']}", jpeg(*image_size(k), boxes, seed=k + 100 * (split == "test2015")))
     return {"train": len(train), "test": len(test)}
 
 
@@ -207,18 +214,19 @@ def _vcoco_split(split: str, image_ids: list[int], first_ann: int) -> tuple[list
     images, anns, persons = [], [], []
     ann_id = first_ann
     for i, image_id in enumerate(image_ids):
-        images.append({"id": image_id, "file_name": f"{prefix}_{image_id:012d}.jpg", "width": WIDTH, "height": HEIGHT})
+        w, h = image_size(i)
+        images.append({"id": image_id, "file_name": f"{prefix}_{image_id:012d}.jpg", "width": w, "height": h})
         obj_id, shift = ann_id + 2, 4 * (i % 3)
         x1, y1, x2, y2 = centre_box_xyxy()
         centre = [x1, y1, x2 - x1, y2 - y1]
         for p in range(2):
-            box = centre if i == p == 0 else [4.0 + 44 * p + shift, 6.0, 30.0, 60.0]
+            box = centre if i == p == 0 else [4.0 + (w // 2 - 4) * p + shift, 6.0, 26.0, 60.0]
             anns.append({"id": ann_id + p, "image_id": image_id, "category_id": 1, "bbox": box,
                          "area": box[2] * box[3], "iscrowd": 0})  # fmt: skip
             action, roles = _VCOCO_PATTERNS[(i + p) % len(_VCOCO_PATTERNS)]
             persons.append((image_id, ann_id + p, action, {role: obj_id for role in roles}))
         category = 2 if i % 2 == 0 else 37
-        box = centre if i == 0 else [20.0 + shift, 40.0, 50.0, 28.0]
+        box = centre if i == 0 else [20.0 + shift, 40.0, 40.0, 28.0]
         anns.append({"id": obj_id, "image_id": image_id, "category_id": category, "bbox": box,
                      "area": box[2] * box[3], "iscrowd": 0})  # fmt: skip
         ann_id += 3
@@ -257,7 +265,7 @@ def vcoco_files(out_dir: Path, num_per_split: int = 3) -> dict[str, Path]:
         for im in images:
             boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                      for a in anns if a["image_id"] == im["id"]]  # fmt: skip
-            jpgs[f"{coco_split}2014"][im["file_name"]] = jpeg(WIDTH, HEIGHT, boxes, seed=im["id"] % 997)
+            jpgs[f"{coco_split}2014"][im["file_name"]] = jpeg(im["width"], im["height"], boxes, seed=im["id"] % 997)
     persons_of["trainval"] = persons_of["train"] + persons_of["val"]
     splits["trainval"] = splits["train"] + splits["val"]
     splits["all"] = splits["trainval"] + splits["test"]
