@@ -1,5 +1,6 @@
 # Datasets: the embedded synthetic one, or the real ones fetched (sha256-verified) and converted.
 # Each dataset is one folder, data/<dataset> (layouts: docs/architecture.md).
+from hqm.data.sources import artefact_identity
 
 
 rule make_synthetic:
@@ -25,7 +26,9 @@ rule fetch:
         path="|".join(a["path"] for a in config["artefacts"].values()) or "^$",
     params:
         name=artefact_named,
-        spec=lambda wildcards: json.dumps(config["artefacts"][artefact_named(wildcards)], sort_keys=True),
+        # which file, not where from: a mirror added to `sources` reruns nothing (Snakemake would
+        # delete the archive, fetch it again and rerun every job downstream of it)
+        spec=lambda wildcards: json.dumps(artefact_identity(config["artefacts"][artefact_named(wildcards)]), sort_keys=True),
         overlays=" ".join(f"--overlay {path}" for path in workflow.overwrite_configfiles),
         data_dir=lambda wildcards, output: output[0][: -len(wildcards.path) - 1],
     conda:

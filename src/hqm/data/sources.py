@@ -94,6 +94,16 @@ def artefact_sources(name: str, art: ArtefactConfig) -> list[Source]:
     return found
 
 
+# The keys of an artefact entry that say where to get the file, not which file it is: changing them
+# (adding a mirror) must not make a workflow fetch again or rerun what depends on the file.
+LOCATION_KEYS = ("sources", "url", "gdrive_id", "manual")
+
+
+def artefact_identity(entry: dict) -> dict:
+    """An ``artefacts.<name>`` entry without :data:`LOCATION_KEYS`: path, sha256, unpacking, size."""
+    return {k: v for k, v in entry.items() if k not in LOCATION_KEYS}
+
+
 class DriveError(Exception):
     """A Drive source failed (message: the reason, one line)."""
 
