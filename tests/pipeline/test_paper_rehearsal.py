@@ -110,4 +110,9 @@ def test_paper_chain_rehearsed_offline(tool_env, tmp_path):
             text = (tmp_path / f"results/tables/{dataset}.{ext}").read_text()
             assert "HQM" in text and ("resnet18" if ext == "csv" else "R18") in text
     assert "Nothing to be done" in run(base + ["-n"], REPO, tool_env)
+    mirrored = yaml.safe_load(overlay.read_text())  # a mirror added to every artefact reruns nothing
+    for entry in mirrored["artefacts"].values():
+        entry["sources"].append("https://mirror.invalid/" + entry["sources"][0].rsplit("/", 1)[1])
+    overlay.write_text(yaml.safe_dump(mirrored, sort_keys=False))
+    assert "Nothing to be done" in run(base + ["-n"], REPO, tool_env)
     shutil.rmtree(tmp_path)  # 1.3 GB of weights and checkpoints; kept when an assertion failed
