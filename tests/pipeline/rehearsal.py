@@ -91,7 +91,7 @@ def rehearsal_overlay(base_url: str, files: dict[str, Path]) -> dict:
         "hard_queries": {"amm": {"top_k": 4}},
         "augment": {"scales": [56, 64], "max_size": 80, "crop_resize_scales": [48, 64], "crop_min_size": 32,
                     "crop_max_size": 64, "test_scale": 64},
-        "train": {**short, "global_batch_size": 4, "micro_batch_size": 2, "num_workers": 0, "threads_per_rank": 1,
+        "train": {**short, "global_batch_size": 4, "micro_batch_size": 2, "num_workers": 1, "threads_per_rank": 1,
                   "checkpoint_every_iters": 1, "log_every_iters": 1},
         "evaluation": {"batch_size": 2},
         "artefacts": artefacts,
