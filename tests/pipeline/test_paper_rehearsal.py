@@ -18,7 +18,7 @@ from hqm.data.classes import VALID_COCO_IDS
 from hqm.io import read_json
 
 from .conftest import REPO
-from .rehearsal import SERVED, rehearsal_overlay, serve_files
+from .rehearsal import PINNED_IN_OVERLAY, SERVED, rehearsal_overlay, serve_files, sha256
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from local_http import LocalServer, Reply  # noqa: E402
@@ -39,11 +39,13 @@ def model_of(path):
 
 def check_data(root, files):
     pins = read_json(root / "data/checksums.json")
-    for name, path in files.items():
-        assert (root / "data/downloads" / Path(yaml.safe_load((REPO / "config/paper.yaml").read_text())
-                                                ["artefacts"][name]["path"]).name).is_file()
-        if name not in ("vcoco_data", "detr_r50"):  # sha256 null: pinned on first use
-            assert pins[name]["url"].endswith("/" + path.name), name
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())["artefacts"]
+    for name, served in files.items():
+        assert (root / "data" / paper[name]["path"]).read_bytes() == served.read_bytes()  # at the paper's path
+        if name in PINNED_IN_OVERLAY:  # verified against the overlay's digest, nothing pinned
+            assert name not in pins
+        else:  # sha256 null: pinned on first use, every pin kept although the fetches ran in parallel
+            assert pins[name]["sha256"] == sha256(served) and pins[name]["url"].endswith("/" + served.name)
     hico = read_json(root / "data/hico_det/annotations/trainval_hico.json")
     assert len(hico) == 6 and (root / "data/hico_det/images/test2015/HICO_test2015_00000001.jpg").is_file()
     vcoco = read_json(root / "data/vcoco/annotations/test_vcoco.json")
