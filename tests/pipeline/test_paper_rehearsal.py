@@ -93,8 +93,10 @@ def test_paper_chain_rehearsed_offline(tool_env, tmp_path):
         overlay = tmp_path / "rehearsal.yaml"
         overlay.write_text(yaml.safe_dump(rehearsal_overlay(server.base, files), sort_keys=False))
         shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-        base = SNAKEMAKE + ["-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2",
-                            "--configfile", str(REPO / "config/paper.yaml"), str(overlay)]
+        # the documented local command (docs/pipeline.md), on 2 cores and in tmp_path
+        base = SNAKEMAKE + ["-s", str(REPO / "Snakefile"), "--profile", str(REPO / "profiles/local"),
+                            "-d", str(tmp_path), "--cores", "2",
+                            "--configfile", str(REPO / "config/paper.yaml"), str(overlay)]  # fmt: skip
         run(base, REPO, tool_env)
         assert sorted(server.paths()) == sorted(f"/{name}" for name in SERVED.values())  # each fetched once
     check_data(tmp_path, files)
