@@ -213,3 +213,20 @@ def test_concurrent_fetches_keep_every_pin(tmp_path):
     pins = json.loads((tmp_path / "checksums.json").read_text())
     assert sorted(pins) == names
     assert all(pins[n]["sha256"] == hashlib.sha256(n.encode() * 100).hexdigest() for n in names)
+
+
+def test_a_replaced_archive_is_unpacked_again(server, tmp_path):
+    """The unpacked folder remembers its archive's sha256: when the file changes (a new digest in
+    the params, Snakemake fetching again), the folder is unpacked again instead of kept stale."""
+    art = ArtefactConfig(sources=[f"{server.base}/archive.tar.gz"], sha256=hashlib.sha256(ARCHIVE).hexdigest(),
+                         path="a.tar.gz", extract_to="unpacked")  # fmt: skip
+    _fetch("a", art, tmp_path)
+    newer = _tar_gz({"inner/hello.txt": b"hello again"})
+    (tmp_path / "a.tar.gz").write_bytes(newer)
+    _fetch("a", ArtefactConfig(**{**vars(art), "sha256": hashlib.sha256(newer).hexdigest()}), tmp_path)
+    assert (tmp_path / "unpacked" / "inner" / "hello.txt").read_text() == "hello again"
+    (tmp_path / "byhand").mkdir()  # a folder unpacked by hand (no mark) is used as it is
+    (tmp_path / "byhand" / "mine.txt").write_text("mine")
+    _fetch("a", ArtefactConfig(**{**vars(art), "sha256": hashlib.sha256(newer).hexdigest(), "extract_to": "byhand"}),
+           tmp_path)  # fmt: skip
+    assert [p.name for p in (tmp_path / "byhand").iterdir()] == ["mine.txt"]

@@ -46,6 +46,7 @@ _HEX = re.compile(r"^[0-9a-f]{8,64}$")
 
 
 PIN_FILE = "checksums.json"
+EXTRACTED_MARK = ".hqm-extracted"  # in an unpacked folder: the sha256 of the archive it came from
 
 
 def _pins(data_dir: Path) -> dict:
@@ -179,20 +180,22 @@ def _by_hand(art: ArtefactConfig, dest: Path) -> str:
 
 
 def _verify_present(name: str, art: ArtefactConfig, dest: Path, data_dir: Path, expected: str | None,
-                    kind: str | None, url: str) -> None:  # fmt: skip
-    """A file already at ``dest`` (downloaded before or placed by hand): verify, or check and pin."""
+                    kind: str | None, url: str) -> str:  # fmt: skip
+    """A file already at ``dest`` (downloaded before or placed by hand): verify, or check and pin.
+    Returns its sha256."""
     actual = sha256_file(dest)
     if expected is not None:
         if not _hash_matches(actual, expected):
             raise HqmError(f"artefact '{name}': {dest} exists but its sha256 is {actual}, expected {expected}; "
                            f"remove it or replace it with the right file ({url})")  # fmt: skip
-        return
+        return actual
     try:
         check_content(dest, kind)
     except ContentError as exc:
         raise HqmError(f"artefact '{name}': {dest} exists but fails the content check ({exc}); nothing was "
                        f"pinned; remove it or replace it with the right file ({url})") from None  # fmt: skip
     _pin(name, art, data_dir, actual, f"file placed at {dest}")
+    return actual
 
 
 def fetch_artefact(
@@ -216,8 +219,8 @@ def fetch_artefact(
     sources = artefact_sources(name, art)
     first = sources[0].url if sources else (art.manual or "no source listed")
     if dest.is_file():
-        _verify_present(name, art, dest, data_dir, expected, kind, first)
-        _maybe_extract(name, art, dest, data_dir)
+        actual = _verify_present(name, art, dest, data_dir, expected, kind, first)
+        _maybe_extract(name, art, dest, data_dir, actual)
         return dest
     if offline:
         raise HqmError(f"artefact '{name}': {dest} is missing and network use is off; {_by_hand(art, dest)}"
@@ -226,7 +229,7 @@ def fetch_artefact(
         raise HqmError(f"artefact '{name}': {dest} is missing and no source can be fetched automatically; "
                        f"{_by_hand(art, dest)}")  # fmt: skip
     part = dest.with_name(dest.name + ".part")
-    failures, current = [], first
+    failures, current, actual = [], first, ""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         for source in sources:
@@ -255,18 +258,23 @@ def fetch_artefact(
     if not dest.is_file():
         raise HqmError(f"artefact '{name}': no source delivered the file ({'; '.join(failures)}); "
                        f"{_by_hand(art, dest)}")  # fmt: skip
-    _maybe_extract(name, art, dest, data_dir)
+    _maybe_extract(name, art, dest, data_dir, actual)
     return dest
 
 
 
-def _maybe_extract(name: str, art: ArtefactConfig, archive: Path, data_dir: Path) -> None:
-    """Unpack into ``extract_to`` once (the folder's existence marks completion)."""
+def _maybe_extract(name: str, art: ArtefactConfig, archive: Path, data_dir: Path, digest: str) -> None:
+    """Unpack into ``extract_to`` once per archive: the folder holds the archive's sha256 in
+    EXTRACTED_MARK, and a folder unpacked from another file (a new digest) is unpacked again. A
+    folder without the mark (unpacked by hand) is used as it is."""
     if not art.extract_to:
         return
     target = data_dir / art.extract_to
+    mark = target / EXTRACTED_MARK
     if target.exists():
-        return
+        if not mark.is_file() or mark.read_text().strip() == digest:
+            return
+        shutil.rmtree(target)  # stale: unpacked from the file this one replaced
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(target)
     try:
@@ -285,7 +293,9 @@ def _maybe_extract(name: str, art: ArtefactConfig, archive: Path, data_dir: Path
         if art.strip_top_folder and (len(top) != 1 or not top[0].is_dir()):
             raise HqmError(f"artefact '{name}': {archive} has {len(top)} top-level entries, strip_top_folder "
                            f"needs exactly one folder; set strip_top_folder: false")  # fmt: skip
-        os.replace(top[0] if art.strip_top_folder else tmp, target)
+        unpacked = top[0] if art.strip_top_folder else tmp
+        (unpacked / EXTRACTED_MARK).write_text(digest + "\n")
+        os.replace(unpacked, target)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         raise HqmError(f"artefact '{name}': {archive} is a damaged archive ({exc})") from None
     finally:
