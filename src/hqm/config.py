@@ -196,6 +196,9 @@ class SyntheticConfig:
     max_objects: int = 3
     rare_max_train: int = 6  # training images of each rare (pose, object) combination
     layout: Literal["slots", "random"] = "slots"  # people side by side on the ground, or anywhere
+    # plain: one tint per image; ramp: the tint shaded by position (red with x, blue with y), so a
+    # from-scratch backbone can read absolute position from local colour (docs/synthetic.md)
+    background: Literal["plain", "ramp"] = "plain"
     hard_fraction: float = 0.0  # share of scenes drawn with a hard case (docs/synthetic.md)
     hard_occlusion: float = 1.0  # relative weight of each hard case among the hard scenes (0 = off)
     hard_truncation: float = 1.0

@@ -151,6 +151,29 @@ def test_slot_layout_stands_people_on_the_ground_random_layout_does_not(tmp_path
         make_synthetic(SyntheticConfig(**{**base, "layout": "grid"}), "hico", tmp_path / "bad")
 
 
+def test_ramp_background_shades_by_position_and_leaves_the_scenes_unchanged(tmp_path):
+    from PIL import Image
+
+    base = {**TINY.__dict__, "num_train": 6, "num_test": 1}
+    make_synthetic(SyntheticConfig(**base), "hico", tmp_path / "plain")
+    make_synthetic(SyntheticConfig(**{**base, "background": "ramp"}), "hico", tmp_path / "ramp")
+    for name in ("trainval_hico.json", "test_hico.json"):  # same random stream: same scenes, boxes, labels
+        assert (tmp_path / "plain/annotations" / name).read_bytes() == (tmp_path / "ramp/annotations" / name).read_bytes()
+    for path in sorted((tmp_path / "ramp/images/train2015").glob("*.jpg")):
+        ramp = np.asarray(Image.open(path), dtype=float)
+        plain = np.asarray(Image.open(tmp_path / "plain/images/train2015" / path.name), dtype=float)
+        tint = np.median(plain.reshape(-1, 3), axis=0)  # the plain canvas is mostly background
+        background = (np.abs(plain - tint).max(axis=2) <= 3) & (np.abs(ramp - plain).max(axis=2) > 0)
+        ys, xs = np.nonzero(background)
+        assert len(xs) > 0.5 * plain.shape[0] * plain.shape[1]
+        ratio = ramp[ys, xs] / plain[ys, xs]  # red rises with x, blue with y, from half to full; green kept
+        assert np.median(np.abs(ratio[:, 0] - np.linspace(0.5, 1.0, plain.shape[1])[xs])) < 0.02
+        assert np.median(np.abs(ratio[:, 2] - np.linspace(0.5, 1.0, plain.shape[0])[ys])) < 0.02
+        assert np.median(np.abs(ratio[:, 1] - 1.0)) < 0.02
+    with pytest.raises(HqmError, match="synthetic.background"):
+        make_synthetic(SyntheticConfig(**{**base, "background": "noise"}), "hico", tmp_path / "bad")
+
+
 def _file_digests(root):
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}  # fmt: skip

@@ -55,6 +55,8 @@ def check_config(cfg: SyntheticConfig) -> None:
             raise HqmError(f"synthetic.{name}: must be at least 1, got {getattr(cfg, name)}")
     if cfg.layout not in ("slots", "random"):
         raise HqmError(f"synthetic.layout: must be 'slots' or 'random', got {cfg.layout!r}")
+    if cfg.background not in ("plain", "ramp"):
+        raise HqmError(f"synthetic.background: must be 'plain' or 'ramp', got {cfg.background!r}")
     if cfg.image_size < 96:
         raise HqmError(f"synthetic.image_size: must be at least 96 pixels, got {cfg.image_size}")
     if not 0.0 <= cfg.hard_fraction <= 1.0:  # also refuses NaN

@@ -199,9 +199,26 @@ def _sample_scene(rng, cfg: SyntheticConfig, split: str, rare_counts: dict, plan
     return Scene("", 0, size, size, entities, interactions, idle, occluders, plan.kind if plan else "")
 
 
-def _render(scene: Scene, rng: np.random.Generator) -> bytes:
+def _background(width: int, height: int, tint: tuple[int, int, int], kind: str) -> Image.Image:
+    """The canvas: one tint (``plain``), or the tint with red rising from half at the left edge to
+    full at the right and blue likewise from top to bottom (``ramp``).
+
+    DETR's attention never adds positional encodings to its values, so the box head learns absolute
+    position only from what the backbone's features carry; a pretrained ResNet carries it (zero
+    padding), a from-scratch one learns it slowly. The ramp puts position into every pixel's colour.
+    """
+    if kind == "plain":
+        return Image.new("RGB", (width, height), tint)
+    canvas = np.empty((height, width, 3))
+    canvas[..., 0] = tint[0] * np.linspace(0.5, 1.0, width)[None, :]
+    canvas[..., 1] = tint[1]
+    canvas[..., 2] = tint[2] * np.linspace(0.5, 1.0, height)[:, None]
+    return Image.fromarray(canvas.round().astype(np.uint8), "RGB")
+
+
+def _render(scene: Scene, rng: np.random.Generator, background: str = "plain") -> bytes:
     tint = tuple(int(v) for v in rng.integers(225, 256, size=3))
-    image = Image.new("RGB", (scene.width, scene.height), tint)
+    image = _background(scene.width, scene.height, tint, background)
     draw = ImageDraw.Draw(image)
     for e in scene.entities:
         e.shape.render(draw)
@@ -227,7 +244,7 @@ def generate_scenes(cfg: SyntheticConfig, split: str, hard_test: bool = False) -
     for _ in range(count):
         plan = choose_plan(case_weights(cfg), cfg.hard_fraction, hard_rng, force=hard_test)
         scene = _sample_scene(rng, cfg, split, rare_counts, plan)
-        out.append((scene, _render(scene, rng)))
+        out.append((scene, _render(scene, rng, cfg.background)))
     return out
 
 
