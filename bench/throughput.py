@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                       "images_per_s": images / timed, "s_per_step": timed / args.steps}))
 
     model.eval()
-    bs = cfg.evaluation.batch_size
+    bs = cfg.train.eval_batch_size  # the in-training evaluation batch (run configs carry no evaluation section)
     n_test = len(comps.test_set)
     timed, images = 0.0, 0
     with torch.no_grad():
