@@ -44,3 +44,16 @@ def test_a_new_mirror_reruns_nothing_a_new_digest_refetches(tool_env, tmp_path):
     assert "Nothing to be done" in out
     out = snakemake(tmp_path, tool_env, {"artefacts": {"vcoco_prior": {**mirrored, "sha256": digest[:8]}}}, "-n")
     assert "rule fetch" in out and "Params have changed" in out
+
+
+def test_dvc_fetch_stages_track_what_names_the_file_not_its_sources():
+    from hqm.config import deep_merge
+    from hqm.pipeline.dvc import render
+
+    params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()),
+                        yaml.safe_load((REPO / "config/paper.yaml").read_text()))  # fmt: skip
+    stages = yaml.safe_load(render(params))["stages"]
+    tracked = {p for name, stage in stages.items() if name.startswith("fetch-") for p in stage["params"]}
+    assert "artefacts.hico_20160224_det.sha256" in tracked and "artefacts.vcoco_data.strip_top_folder" in tracked
+    assert "artefacts.detr_r50.path" in tracked
+    assert not [p for p in tracked if p.rsplit(".", 1)[1] in ("sources", "url", "gdrive_id", "manual")]

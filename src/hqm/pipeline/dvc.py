@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from hqm.config import deep_merge, load_params
+from hqm.data.sources import artefact_identity
 from hqm.io import atomic_write
 from hqm.pipeline.params import cli_flags, unpacked_dir, weights_file
 from hqm.pipeline.stages import AXES, checkpoints, dataset_values, fill, run_files, stages_of
@@ -101,7 +102,8 @@ def data_stages(params: dict) -> dict[str, dict]:
     for art in dict.fromkeys(fetched):
         stages[f"fetch-{artefacts[art]['path'].replace('/', '_')}"] = {
             "cmd": f"hqm fetch {art} --params {PARAMS} --data-dir {data} --no-progress",
-            "params": [f"artefacts.{art}"],
+            # only what names the file: a mirror added to `sources` must not re-verify 27 GB
+            "params": [f"artefacts.{art}.{key}" for key in artefact_identity(artefacts[art])],
             # downloads are not copied into the DVC cache; `dvc repro` never deletes them
             "outs": [{art_file(art): {"cache": False, "persist": True}}],
         }
