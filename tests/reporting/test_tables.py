@@ -75,6 +75,14 @@ def test_bold_marks_the_best_of_each_column(hico_runs):
     assert not any(r.bold for r in table.rows() if r.kind == "delta")
 
 
+def test_a_column_where_every_row_ties_is_not_bold():
+    runs = [(v, vcoco_metrics(v, v, 1, 30.0 + i, 31.0 + i, agent=0.0)) for i, v in enumerate(("qpic", "gbs"))]
+    table = tables.build_table(runs, "vcoco", "resnet50")  # no published agent AP: only ours in that column
+    assert all("agent_ap" not in r.bold for r in table.rows())  # 0.00 everywhere singles out nothing
+    assert "agent_ap" in {m for r in table.rows() for m in r.values}
+    assert any("role_ap_s1" in r.bold for r in table.rows())
+
+
 def test_synthetic_tables_make_no_comparison(hico_runs):
     table = tables.build_table(hico_runs, "hico_det", "resnet18", synthetic=True)
     assert {r.kind for r in table.rows()} == {"ours"}

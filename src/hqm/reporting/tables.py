@@ -199,10 +199,13 @@ def _published_row(pub: PublishedResult) -> TableRow:
 
 
 def _mark_best(table: Table) -> None:
-    """Bold the highest value of every column over the published and our rows (not the deltas)."""
+    """Bold the highest value of every column over the published and our rows (not the deltas).
+
+    A column whose rows all tie (e.g. every Rare at 0.00) singles out nothing and stays plain.
+    """
     for metric in table.metrics:
         scored = [(row.values[metric][0], row) for row in table.rows() if row.kind != "delta" and metric in row.values]
-        if scored:
+        if len({value for value, _ in scored}) > 1:
             best = max(value for value, _ in scored)
             for value, row in scored:
                 if value == best:
