@@ -16,6 +16,11 @@ prints one row per run and the seeds' mean +- std, and exits 1 when a criterion 
     python bench/demo_stability.py --work /tmp/stab --seeds 1 2 --extra-threads 0 --jobs 1
     python bench/demo_stability.py --work /tmp/stab --reuse   # re-read finished runs, train nothing
     python bench/demo_stability.py --work /tmp/stab --skip-finished   # train only what is missing
+    python bench/demo_stability.py --work /tmp/hard_gbs --variant gbs --extra-threads 0 --hard-split
+
+--hard-split also writes the all-hard test split (``hqm make-synthetic --hard-test``: same training
+split, other scenes, every one hard) and evaluates each run's last checkpoint on it, then prints
+Full / Rare on the plain and on the hard test split with the seeds' mean +- std (issue #15.3).
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-diff", type=float, default=2.0)
     p.add_argument("--max-std", type=float, default=3.0)
     p.add_argument("--reuse", action="store_true", help="only read runs already in --work")
+    p.add_argument("--hard-split", action="store_true",
+                   help="also evaluate every run on the all-hard test split and print that table")
     p.add_argument("--skip-finished", action="store_true",
                    help="do not retrain a run whose folder already holds a final checkpoint")
     return p.parse_args(argv)
@@ -216,6 +223,40 @@ def judge(runs: list[Run], args: argparse.Namespace) -> bool:
     return ok
 
 
+# the in-training selection protocol (QPIC, Default, the dataset's own categories), as a JSON section
+HARD_EVAL = {"hico_protocols": ["qpic"], "hico_settings": ["default"], "max_hois": 100, "batch_size": 8,
+             "category_scope": "dataset"}
+
+
+def _full_rare(metrics: Path) -> tuple[float, float]:
+    scores = json.loads(metrics.read_text(encoding="utf-8"))["hico"]["qpic"]["default"]
+    return 100 * scores["mAP"], 100 * scores["mAP rare"]
+
+
+def hard_split(runs: list[Run], params: Path, work: Path, reuse: bool) -> None:
+    """Evaluate each run's last checkpoint on the plain and the all-hard test split; print both."""
+    hard_root = work / "data" / f"{DATASET}_hard"
+    if not reuse and not (hard_root / ".hqm-synthetic.json").is_file():
+        subprocess.run(["hqm", "make-synthetic", "--format", "hico", "--params", str(params), "--hard-test",
+                        "--out", str(hard_root)], check=True)  # fmt: skip
+    rows = []
+    for run in (r for r in runs if r.threads == 1 and finished(r.path)):
+        for split, root in (("plain", work / "data" / DATASET), ("hard", hard_root)):
+            out = run.path / f"metrics_{split}.json"
+            if not reuse and not out.is_file():
+                subprocess.run(["hqm", "evaluate", "--checkpoint", str(run.path / "checkpoint_last.pth"),
+                                "--dataset-root", str(root), "--format", "hico", "--out", str(out),
+                                "--eval-json", json.dumps(HARD_EVAL)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        if all((run.path / f"metrics_{split}.json").is_file() for split in ("plain", "hard")):
+            rows.append((run.label, *_full_rare(run.path / "metrics_plain.json"), *_full_rare(run.path / "metrics_hard.json")))
+    print(f"{'run':<12} {'plain Full':>10} {'plain Rare':>10} {'hard Full':>10} {'hard Rare':>10}")
+    for label, *values in rows:
+        print(f"{label:<12} " + " ".join(f"{v:10.1f}" for v in values))
+    if len(rows) >= 2:
+        columns = list(zip(*(values for _, *values in rows)))
+        print(f"{'mean +- std':<12} " + " ".join(f"{statistics.mean(c):5.1f}+-{statistics.stdev(c):3.1f}" for c in columns))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     work = Path(args.work).resolve()
@@ -234,7 +275,10 @@ def main(argv=None) -> int:
                             params_for else next(iter(params_for.values()))), "--out", str(root)], check=True)  # fmt: skip
         train_all(runs, params_for, args)
     print(f"# {args.variant} on {DATASET}, params {args.params}, host {os.uname().nodename}, {os.cpu_count()} CPUs")
-    return 0 if judge(runs, args) else 1
+    ok = judge(runs, args)
+    if args.hard_split:
+        hard_split(runs, work / "params_t1.yaml", work, args.reuse)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
