@@ -93,7 +93,7 @@ def rehearsal_overlay(base_url: str, files: dict[str, Path]) -> dict:
                     "crop_max_size": 64, "test_scale": 64},
         "train": {**short, "global_batch_size": 4, "micro_batch_size": 2, "num_workers": 1, "threads_per_rank": 1,
                   "checkpoint_every_iters": 1, "log_every_iters": 1,
-                  "select_best": False},  # the demo and CI runs cover checkpoint_best; 4 evaluations fewer
+                  "select_best": False},  # the CI end-to-end runs cover checkpoint_best; 4 evaluations fewer
         "evaluation": {"batch_size": 2},
         "artefacts": artefacts,
     }  # fmt: skip
