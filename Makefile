@@ -11,7 +11,9 @@ STAMP   = $(VENV)/.hqm-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	# --no-compile: byte-compiling every installed module (torch's thousands) took about a minute;
+	# Python compiles what it imports on first use instead
+	$(BIN)/python -m pip install -q --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -185,5 +185,8 @@ def test_repository_params_are_complete_and_carry_the_per_variant_settings():
         assert (runs["gbs"].hard_queries.loss_weight, runs["amm"].hard_queries.loss_weight,
                 runs["hqm"].hard_queries.loss_weight) == (1.0, 1.0, 0.8)
     assert paper.evaluation.batch_size == 2
+    # the demo's no-augmentation and in-memory samples must not leak into the paper overlay
+    assert (demo.augment.policy, demo.train.cache_samples) == ("none", True)
+    assert (paper.augment.policy, paper.train.cache_samples) == ("qpic", False)
     assert {v: resolve_run(paper, "hico_det", v, 42).train.epochs for v in VARIANTS} == \
         {"qpic": 150, "gbs": 80, "amm": 80, "hqm": 80}

@@ -112,6 +112,9 @@ class HardQueryConfig:
 class AugmentConfig:
     """QPIC's augmentations (method.md §2.3); all scales configurable for small images."""
 
+    # "qpic": flip, colour jitter, multi-scale resize or resize-crop-resize (published); "none": the
+    # training images get the test transform (shorter side test_scale), e.g. for the CPU demo
+    policy: Literal["qpic", "none"] = "qpic"
     scales: list[int] = field(default_factory=lambda: list(range(480, 801, 32)))
     max_size: int = 1333
     crop_resize_scales: list[int] = field(default_factory=lambda: [400, 500, 600])
@@ -158,6 +161,9 @@ class TrainConfig:
     lr_schedule: Literal["step", "cosine"] = "step"
     warmup_epochs: float = 0.0  # linear warm-up over this many epochs (fractions allowed); 0 = none
     min_lr_ratio: float = 0.0  # cosine only: final lr / base lr
+    # keep each transformed sample in memory once read when its transform is deterministic (the
+    # test split; the train split too with augment.policy none): for small datasets like the demo's
+    cache_samples: bool = False
 
 
 @dataclass

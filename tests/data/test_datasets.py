@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -247,3 +248,47 @@ def test_a_missing_image_stops_the_dataset_at_build_time(hico_root, tmp_path, ca
         build_dataset(DatasetConfig(format="hico", root=str(root)), "train", SMALL)
     assert main(["check-dataset", "--format", "hico", "--root", str(root), "--no-images"]) == 2
     assert "image file not found" in capsys.readouterr().err
+
+
+def _same_item(a, b):
+    assert torch.equal(a[0], b[0]) and a[1].keys() == b[1].keys()
+    for key, value in a[1].items():
+        assert torch.equal(value, b[1][key]) if torch.is_tensor(value) else value == b[1][key]
+
+
+def test_policy_none_trains_on_the_test_transform(hico_root):
+    ds_cfg = DatasetConfig(format="hico", root=str(hico_root))
+    none = dataclasses.replace(SMALL, policy="none")
+    train = build_dataset(ds_cfg, "train", none)
+    as_test = HOIDataset(train.meta, "train", build_dataset(ds_cfg, "test", SMALL).transform)
+    for index in range(len(train)):
+        torch.manual_seed(index)  # any random state: the policy draws nothing
+        _same_item(train[index], as_test[index])
+    qpic, qpic_shapes = build_dataset(ds_cfg, "train", SMALL), set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        qpic_shapes.add(tuple(qpic[0][0].shape))
+    assert len(qpic_shapes) > 1  # the qpic policy does draw scales
+
+
+def test_sample_cache_serves_deterministic_splits_from_memory(hico_root, tmp_path):
+    root = tmp_path / "hico"
+    _copy_root(hico_root, root)
+    ds_cfg = DatasetConfig(format="hico", root=str(root))
+    none = dataclasses.replace(SMALL, policy="none")
+    assert build_dataset(ds_cfg, "train", SMALL, cache=True).cache is None  # random augmentation: never cached
+    cached = {split: build_dataset(ds_cfg, split, none, cache=True) for split in ("train", "test")}
+    plain = {split: build_dataset(ds_cfg, split, none) for split in ("train", "test")}
+    first = {split: [ds[i] for i in range(len(ds))] for split, ds in cached.items()}
+    for split, ds in cached.items():
+        for i, item in enumerate(first[split]):
+            _same_item(item, plain[split][i])
+        item = ds[0]
+        item[1]["added_by_a_caller"] = 1
+        assert "added_by_a_caller" not in ds[0][1]
+    shutil.rmtree(root / "images")  # a cached dataset no longer reads its files
+    for split, ds in cached.items():
+        for i in range(len(ds)):
+            _same_item(ds[i], first[split][i])
+    with pytest.raises(HqmError, match="image file not found"):
+        plain["train"][0]

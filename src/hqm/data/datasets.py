@@ -68,12 +68,17 @@ def read_records(meta: DatasetMeta, split: str) -> list[HoiImageAnnotation]:
 
 
 class HOIDataset(Dataset):
-    """QPIC-style HOI dataset over one split of a HICO-DET or V-COCO root."""
+    """QPIC-style HOI dataset over one split of a HICO-DET or V-COCO root.
 
-    def __init__(self, meta: DatasetMeta, split: str, transform, max_boxes: int = 100):
+    ``cache``: keep every item in memory once built. Only for a deterministic ``transform``: a
+    cached item is returned again whatever the random state.
+    """
+
+    def __init__(self, meta: DatasetMeta, split: str, transform, max_boxes: int = 100, cache: bool = False):
         if split not in SPLITS:
             raise HqmError(f"dataset split must be 'train' or 'test', got '{split}'")
         self.meta, self.split, self.transform, self.max_boxes = meta, split, transform, max_boxes
+        self.cache: dict[int, tuple[torch.Tensor, dict[str, Any]]] | None = {} if cache else None
         self.records = read_records(meta, split)
         self.image_dir = meta.images(split)
         check_listed_images_exist(self.image_dir, [r.file_name for r in self.records], meta.annotations(split))
@@ -85,6 +90,14 @@ class HOIDataset(Dataset):
         return load_rgb(self.image_dir / self.records[index].file_name, self.meta.annotations(self.split))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        if self.cache is None:
+            return self._build_item(index)
+        if index not in self.cache:
+            self.cache[index] = self._build_item(index)
+        image, target = self.cache[index]
+        return image, dict(target)  # a fresh dict: a caller adding keys must not change the cache
+
+    def _build_item(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         rec = self.records[index]
         image = self.load_image(index)
         w, h = image.size
@@ -145,11 +158,13 @@ def build_targets(rec: HoiImageAnnotation, boxes: torch.Tensor, box_ids: torch.T
     }
 
 
-def build_dataset(ds: DatasetConfig, split: str, augment: AugmentConfig) -> HOIDataset:
-    """The train split with QPIC's training augmentation, the test split with the test transform."""
+def build_dataset(ds: DatasetConfig, split: str, augment: AugmentConfig, cache: bool = False) -> HOIDataset:
+    """The train split with the training augmentation (``augment.policy``), the test split with the
+    test transform; ``cache`` holds the items in memory where the transform is deterministic."""
     meta = dataset_meta(ds)
     transform = build_train_transform(augment) if split == "train" else build_test_transform(augment)
-    return HOIDataset(meta, split, transform, max_boxes=augment.max_boxes)
+    deterministic = split == "test" or augment.policy == "none"
+    return HOIDataset(meta, split, transform, max_boxes=augment.max_boxes, cache=cache and deterministic)
 
 
 def collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:

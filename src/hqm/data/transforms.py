@@ -137,7 +137,9 @@ def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def build_train_transform(aug: AugmentConfig) -> Compose:
-    """Flip -> jitter -> (resize | resize, crop, resize)."""
+    """Flip -> jitter -> (resize | resize, crop, resize); the test transform for policy ``none``."""
+    if aug.policy == "none":
+        return build_test_transform(aug)
     return Compose([
         RandomHorizontalFlip(aug.flip_prob),
         PhotometricJitter(aug.color_jitter),

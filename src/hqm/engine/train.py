@@ -70,8 +70,8 @@ def build_components(cfg: RunConfig, rank: int = 0) -> TrainComponents:
         cfg.loss, cfg.method, cfg.hard_queries, meta.num_obj_classes, meta.num_verb_classes,
         dec_layers=cfg.model.dec_layers,
     )
-    train_set = build_dataset(cfg.dataset, "train", cfg.augment)
-    test_set = build_dataset(cfg.dataset, "test", cfg.augment)
+    train_set = build_dataset(cfg.dataset, "train", cfg.augment, cache=cfg.train.cache_samples)
+    test_set = build_dataset(cfg.dataset, "test", cfg.augment, cache=cfg.train.cache_samples)
     return TrainComponents(model, criterion, train_set, test_set, collate, meta)
 
 
