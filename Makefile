@@ -8,11 +8,11 @@ STAMP   = $(VENV)/.hqm-installed
 
 .PHONY: setup demo readme-table test lint clean-demo
 
+# --no-compile: byte-compiling every installed module (torch's thousands) took about a minute;
+# Python compiles what it imports on first use instead
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# --no-compile: byte-compiling every installed module (torch's thousands) took about a minute;
-	# Python compiles what it imports on first use instead
 	$(BIN)/python -m pip install -q --no-compile -e '.[dev]'
 	touch $(STAMP)
 
