@@ -35,9 +35,15 @@ def test_demo_graphs_match(repo, params_data, tool_env, tmp_path):
     dvc = dvc_stages(tmp_path, params_data)
     snake, _ = snakemake_jobs(tmp_path, tool_env)
     compare(snake, dvc, params_data, tmp_path)
-    assert sum(j["rule"] == "train" for j in snake.values()) == 8
-    evaluations = 8 * len(checkpoints(params_data))  # last (+ best with train.select_best)
+    # experiment.dataset_variants: V-COCO trains QPIC and HQM only, HICO-DET all four variants
+    trained = {(j["wildcards"]["dataset"], j["wildcards"]["variant"]) for j in snake.values() if j["rule"] == "train"}
+    assert trained == {("synthetic_hico", v) for v in ("qpic", "gbs", "amm", "hqm")} | \
+        {("synthetic_vcoco", v) for v in ("qpic", "hqm")}
+    evaluations = 6 * len(checkpoints(params_data))  # last (+ best with train.select_best)
     assert sum(j["rule"].startswith("evaluate") for j in snake.values()) == evaluations
+    assert {n for n in dvc if n.startswith("gallery-synthetic_vcoco")} == \
+        {"gallery-synthetic_vcoco@qpic", "gallery-synthetic_vcoco@hqm"}
+    assert "experiment.dataset_variants.synthetic_vcoco" in dvc["tables-synthetic_vcoco"]["params"]
     train = dvc["train-synthetic_vcoco@hqm-42"]
     assert train["params"] == []  # a training reads its run_config.yaml, whose content decides
     assert "variants.hqm" in dvc["resolve_config-synthetic_vcoco@hqm-42"]["params"]

@@ -156,6 +156,12 @@ def test_grid_prints_the_runs_of_the_grid(repo, tmp_path, capsys):
                                              "runs/synthetic_hico/qpic/seed2/metrics_last.json"]
     assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--variants"]) == 0
     assert capsys.readouterr().out.split() == ["qpic", "gbs", "amm", "hqm"]
+    # experiment.dataset_variants: V-COCO's own subset, in its own order
+    assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--dataset", "synthetic_vcoco", "--variants"]) == 0
+    assert capsys.readouterr().out.split() == ["qpic", "hqm"]
+    assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--dataset", "synthetic_vcoco", "log.jsonl"]) == 0
+    assert capsys.readouterr().out.split() == [f"runs/synthetic_vcoco/{v}/seed{s}/log.jsonl"
+                                               for v in ("qpic", "hqm") for s in (1, 2)]
     assert main(["grid", "--params", str(tmp_path / "p.yaml"), "--dataset", "nope", "x.json"]) == 2
     assert "experiment.datasets has no dataset 'nope'" in capsys.readouterr().err
 

@@ -4,14 +4,13 @@ import json
 import os
 
 from hqm.pipeline import snake
-from hqm.pipeline.params import cli_flags, unpacked_dir
+from hqm.pipeline.params import cli_flags, dataset_variants, unpacked_dir
 
 EXP = config["experiment"]
 DATA = EXP["data_dir"]
 RUNS = EXP["runs_dir"]
 RESULTS = EXP["results_dir"]
 DATASETS = EXP["datasets"]
-VARIANTS = EXP["variants"]
 SEEDS = EXP["seeds"]
 GPUS_PER_NODE = EXP["gpus_per_run"] // EXP["nodes_per_run"]
 if GPUS_PER_NODE * EXP["nodes_per_run"] != EXP["gpus_per_run"]:
@@ -95,4 +94,5 @@ def all_plots():
 
 
 def all_galleries():
-    return expand(f"{RESULTS}/gallery/{{dataset}}/{{variant}}.png", dataset=DATASETS, variant=VARIANTS)
+    return [f"{RESULTS}/gallery/{dataset}/{variant}.png" for dataset in DATASETS
+            for variant in dataset_variants(config, dataset)]

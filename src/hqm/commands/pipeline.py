@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--params", required=True, help="params.yaml")
     p.add_argument("--dataset", help="dataset whose run files to print")
-    p.add_argument("--variants", action="store_true", help="print experiment.variants instead")
+    p.add_argument("--variants", action="store_true",
+                   help="print the variant names instead (of --dataset: experiment.dataset_variants)")
     p.add_argument("--first-seed", action="store_true", help="only the first seed's runs")
     p.add_argument("names", nargs="*", help="file names inside each run folder, e.g. metrics_last.json")
     p.set_defaults(func=run_grid)
@@ -85,11 +86,13 @@ def run_resolve_config(args: argparse.Namespace) -> int:
 def run_grid(args: argparse.Namespace) -> int:
     from hqm.config import _load_yaml
     from hqm.errors import HqmError
+    from hqm.pipeline.params import dataset_variants
     from hqm.pipeline.stages import run_files
 
     params = _load_yaml(args.params)
     if args.variants:
-        print(" ".join(params["experiment"]["variants"]))
+        variants = dataset_variants(params, args.dataset) if args.dataset else params["experiment"]["variants"]
+        print(" ".join(variants))
         return 0
     if not args.dataset or not args.names:
         raise HqmError("grid: give --dataset and file NAMEs (or --variants)")

@@ -24,6 +24,19 @@ RUN_SECTIONS = ("model", "loss", "augment", "train")
 WEIGHTS_KEYS = ("experiment.data_dir", "experiment.backbone_weights")
 
 
+def dataset_variants(params: dict, dataset: str) -> list[str]:
+    """The variants trained on ``dataset``: ``experiment.dataset_variants`` or all of them."""
+    exp = params["experiment"]
+    return list(exp.get("dataset_variants", {}).get(dataset) or exp["variants"])
+
+
+def variants_key(params: dict, dataset: str) -> str:
+    """The params.yaml key holding ``dataset``'s variant list (DVC's matrix reads it)."""
+    if dataset in params["experiment"].get("dataset_variants", {}):
+        return f"experiment.dataset_variants.{dataset}"
+    return "experiment.variants"
+
+
 def train_param_keys(params: dict, dataset: str, variant: str) -> list[str]:
     """Dotted keys one (dataset, variant) training depends on, e.g. ``variants.hqm``."""
     try:

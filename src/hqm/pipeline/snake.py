@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from hqm.pipeline.params import select_params, train_param_keys
+from hqm.pipeline.params import dataset_variants, select_params, train_param_keys
 from hqm.pipeline.stages import dataset_values, fill, run_files, stages_of
 
 
@@ -60,7 +60,7 @@ def command(config: dict, name: str, wildcards, claim_gpus: bool) -> str:
         keys = train_param_keys(config, wildcards.dataset, wildcards.variant)
         values["params"] = "--params-json " + shlex.quote(json.dumps(select_params(config, keys), sort_keys=True))
     values["evaluation"] = "--eval-json " + shlex.quote(json.dumps(config["evaluation"], sort_keys=True))
-    values["variants"] = " ".join(config["experiment"]["variants"])
+    values["variants"] = " ".join(dataset_variants(config, wildcards.dataset))
     if stage.grid == "dataset":
         for key, files in inputs(config, name, wildcards).items():
             values[key] = " ".join(files)

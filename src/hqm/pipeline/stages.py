@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hqm.pipeline.params import weights_file
+from hqm.pipeline.params import dataset_variants, variants_key, weights_file
 
 RUN = "{runs}/{dataset}/{variant}/seed{seed}"
 # the grid axes of each kind of stage (DVC matrix keys; Snakemake wildcards besides dataset)
@@ -144,7 +144,7 @@ def _report_stages(params: dict, dataset: str, run: str) -> list[Stage]:
             f"--backbone {params['model']['backbone']} --variants {{variants}}" + (" --synthetic" if synthetic else ""),
             deps={"metrics": [f"{run}/metrics_{w}.json" for w in checkpoints(params)]},
             outs={ext: Out(f"{res}/tables/{{dataset}}.{ext}") for ext in ("md", "tex", "csv")},
-            dvc_params=("model.backbone",),
+            dvc_params=("model.backbone", variants_key(params, dataset)),  # the rows
         ),
         Stage(
             "plots", "dataset",
@@ -178,7 +178,8 @@ def run_files(params: dict, dataset: str, names: list[str], first_seed: bool = F
     """``<runs>/<dataset>/<variant>/seed<s>/<name>`` over the grid (variants outer, seeds, names)."""
     exp = params["experiment"]
     seeds = exp["seeds"][:1] if first_seed else exp["seeds"]
-    return [f"{exp['runs_dir']}/{dataset}/{v}/seed{s}/{n}" for v in exp["variants"] for s in seeds for n in names]
+    variants = dataset_variants(params, dataset)
+    return [f"{exp['runs_dir']}/{dataset}/{v}/seed{s}/{n}" for v in variants for s in seeds for n in names]
 
 
 def dataset_values(params: dict, dataset: str) -> dict[str, str]:
