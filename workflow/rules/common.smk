@@ -23,6 +23,9 @@ def claim_gpus():
     settings = type(workflow.executor_settings).__module__ if workflow.executor_settings else ""
     return not settings.startswith("snakemake_executor_plugin_slurm") and "SLURM_JOB_ID" not in os.environ
 
+for _name, _subset in EXP.get("dataset_variants", {}).items():
+    if not set(_subset) <= set(EXP["variants"]):  # DVC's matrix reads the list as written: no silent trim
+        raise ValueError(f"params: experiment.dataset_variants.{_name} must be a subset of experiment.variants")
 for _name, _ds in config["datasets"].items():
     if _ds["root"] != f"{DATA}/{_name}":
         raise ValueError(f"params: datasets.{_name}.root must be {DATA}/{_name} (the data rules write there)")
