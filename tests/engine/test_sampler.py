@@ -64,3 +64,16 @@ def test_seeded_items_are_reproducible_and_leave_global_rng_alone():
     x, y = items[(1, 7)], items[(1, 7)]
     assert torch.equal(x, y) and not torch.equal(x, items[(1, 8)])
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_seeded_items_seed_only_the_cpu_generator(monkeypatch):
+    """torch.manual_seed would also reseed the CUDA generators, which fork_rng(devices=[]) does not
+    restore: with main-process loading on a GPU, every image would reset the model's dropout stream."""
+    def cuda_seeded(*args, **kwargs):
+        raise AssertionError("a data item reseeded the CUDA generators")
+
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", cuda_seeded)
+    monkeypatch.setattr(torch.cuda, "manual_seed", cuda_seeded)
+    item = SeededItems(Noisy())[(3, 11)]
+    generator = torch.Generator().manual_seed(11)
+    assert torch.equal(item, torch.rand(3, generator=generator))  # the CPU stream is seeded as before
