@@ -4,16 +4,19 @@ Transforms take and return ``(image, boxes, box_ids)``: a PIL image, ``boxes`` F
 absolute xyxy in pixels of the current image and ``box_ids`` LongTensor[N], the index of each box in
 the annotation file, so the dataset can tell which boxes a crop removed. Randomness comes from
 torch's global generator (seeded per DataLoader worker by torch).
+
+The image operations are PIL's, called exactly as torchvision's functional API calls them on PIL
+images (bit-identical, checked against torchvision in tests/data/test_transforms_no_torchvision.py);
+hqm does not import torchvision at runtime, whose import costs ~3 s of CPU per process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
-import torchvision.transforms.functional as F
-from PIL import Image
-from torchvision.transforms import ColorJitter
+from PIL import Image, ImageEnhance
 
 from hqm.config import AugmentConfig
 
@@ -33,7 +36,7 @@ def hflip(image: Image.Image, boxes: torch.Tensor, box_ids: torch.Tensor) -> Sam
     """Mirror the image; x1' = W - x2, x2' = W - x1."""
     w = image.width
     flipped = boxes[:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0]) + torch.tensor([w, 0.0, w, 0.0])
-    return F.hflip(image), flipped, box_ids
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), flipped, box_ids
 
 
 def resized_shape(width: int, height: int, size: int, max_size: int | None) -> tuple[int, int]:
@@ -52,7 +55,9 @@ def resized_shape(width: int, height: int, size: int, max_size: int | None) -> t
 def resize(image: Image.Image, boxes: torch.Tensor, box_ids: torch.Tensor, size: int, max_size: int | None) -> Sample:
     h, w = resized_shape(image.width, image.height, size, max_size)
     scale = torch.tensor([w / image.width, h / image.height, w / image.width, h / image.height])
-    return F.resize(image, [h, w]), boxes * scale, box_ids
+    # as torchvision's resize of a PIL image: bilinear (PIL always antialiases), no-op at equal size
+    resized = image if (h, w) == (image.height, image.width) else image.resize((w, h), Image.BILINEAR)
+    return resized, boxes * scale, box_ids
 
 
 def crop(image: Image.Image, boxes: torch.Tensor, box_ids: torch.Tensor, top: int, left: int, height: int, width: int) -> Sample:
@@ -61,7 +66,7 @@ def crop(image: Image.Image, boxes: torch.Tensor, box_ids: torch.Tensor, top: in
     shifted[:, 0::2] = shifted[:, 0::2].clamp(0, width)
     shifted[:, 1::2] = shifted[:, 1::2].clamp(0, height)
     keep = (shifted[:, 2] > shifted[:, 0]) & (shifted[:, 3] > shifted[:, 1])
-    return F.crop(image, top, left, height, width), shifted[keep], box_ids[keep]
+    return image.crop((left, top, left + width, top + height)), shifted[keep], box_ids[keep]
 
 
 class Compose:
@@ -121,19 +126,41 @@ class RandomSelect:
         return self.second(image, boxes, box_ids)
 
 
+# PIL enhancers in torchvision ColorJitter's index order: 0 brightness, 1 contrast, 2 saturation
+_ENHANCERS = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
+
+
 class PhotometricJitter:
-    """Brightness, contrast and saturation jitter (boxes untouched)."""
+    """Brightness, contrast and saturation jitter (boxes untouched); no hue (QPIC's ColorJitter).
+
+    Same random draws, in the same order, as ``torchvision.transforms.ColorJitter(s, s, s)``: a
+    permutation of its 4 operations (hue included, skipped), then one uniform factor in
+    [max(0, 1 - s), 1 + s] per operation, each applied with the PIL enhancer torchvision uses.
+    """
 
     def __init__(self, strength: float):
-        self.jitter = ColorJitter(brightness=strength, contrast=strength, saturation=strength) if strength > 0 else None
+        self.low, self.high = max(0.0, 1.0 - float(strength)), 1.0 + float(strength)
+        self.enabled = strength > 0
 
     def __call__(self, image, boxes, box_ids) -> Sample:
-        return (self.jitter(image) if self.jitter else image), boxes, box_ids
+        if not self.enabled:
+            return image, boxes, box_ids
+        order = torch.randperm(4)
+        factors = [float(torch.empty(1).uniform_(self.low, self.high)) for _ in _ENHANCERS]
+        for index in order.tolist():
+            if index < len(_ENHANCERS):  # index 3 is hue, off
+                image = _ENHANCERS[index](image).enhance(factors[index])
+        return image, boxes, box_ids
 
 
 def to_normalized_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> FloatTensor[3, H, W] normalised with the ImageNet statistics."""
-    return F.normalize(F.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)
+    """PIL RGB, H x W -> FloatTensor[3, H, W]: /255, then (x - mean) / std with the ImageNet statistics."""
+    pixels = torch.from_numpy(np.array(image, np.uint8, copy=True))  # uint8 [H, W, 3]
+    tensor = pixels.view(image.height, image.width, len(image.getbands())).permute(2, 0, 1).contiguous()
+    tensor = tensor.to(dtype=torch.get_default_dtype()).div(255)
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=tensor.dtype).view(-1, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=tensor.dtype).view(-1, 1, 1)
+    return tensor.sub_(mean).div_(std)
 
 
 def build_train_transform(aug: AugmentConfig) -> Compose:

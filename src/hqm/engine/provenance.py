@@ -3,13 +3,15 @@ train_summary.json and metrics JSONs carry it)."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+import re
 import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
 from hqm import __version__
 
@@ -31,6 +33,27 @@ def git_state(where: Path = SOURCE_DIR) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
+def torchvision_version() -> str | None:
+    """torchvision.__version__ (local build tag included, e.g. ``0.29.1+cu130``) without importing it.
+
+    Importing torchvision costs ~3 s of CPU (it loads torch._dynamo) and hqm no longer needs it;
+    its ``version.py`` holds the string. The distribution metadata (no build tag) is the fallback.
+    """
+    spec = importlib.util.find_spec("torchvision")  # a top-level find_spec imports nothing
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            text = (Path(folder) / "version.py").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+        if found:
+            return found.group(1)
+    try:
+        return importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def library_versions() -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     nccl = None
@@ -43,7 +66,7 @@ def library_versions() -> dict[str, Any]:
     return {
         "hqm": __version__,
         "torch": str(torch.__version__),
-        "torchvision": str(torchvision.__version__),
+        "torchvision": torchvision_version(),
         "cuda": str(torch.version.cuda) if torch.version.cuda else None,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "nccl": nccl,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 
 from hqm.errors import HqmError
+from hqm.models.resnet import RESNETS, Bottleneck
 
 RESNET_CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
 TRAINABLE_STAGES = ("layer2", "layer3", "layer4")
@@ -57,10 +57,10 @@ def conv_frozen_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> Tensor:
 
 
 def _block_forward(block: nn.Module, x: Tensor) -> Tensor:
-    """A torchvision BasicBlock / Bottleneck with folded frozen norms."""
+    """A BasicBlock / Bottleneck (hqm.models.resnet) with folded frozen norms."""
     # in-place ReLUs are safe: a convolution's backward needs its input, not its output
     out = F.relu(conv_frozen_bn(x, block.conv1, block.bn1), inplace=True)
-    if isinstance(block, torchvision.models.resnet.Bottleneck):
+    if isinstance(block, Bottleneck):
         out = F.relu(conv_frozen_bn(out, block.conv2, block.bn2), inplace=True)
         out = conv_frozen_bn(out, block.conv3, block.bn3)
     else:
@@ -85,10 +85,11 @@ class Backbone(nn.Module):
             raise ValueError(f"unknown backbone {name!r} (one of {', '.join(RESNET_CHANNELS)})")
         if norm not in ("frozen", "batch") or out_stage not in STAGES[1:]:
             raise ValueError(f"unknown backbone norm {norm!r} or output stage {out_stage!r}")
-        kwargs = {"weights": None, "norm_layer": FrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d}
+        kwargs = {"norm_layer": FrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d}
         if dilation:
             kwargs["replace_stride_with_dilation"] = [False, False, True]
-        resnet = getattr(torchvision.models, name)(**kwargs)
+        # the whole network (fc included) is built, then trimmed: the RNG draws stay torchvision's
+        resnet = RESNETS[name](**kwargs)
         keys = ("conv1", "bn1", "relu", "maxpool") + STAGES[: STAGES.index(out_stage) + 1]
         self.body = nn.Sequential(OrderedDict((key, getattr(resnet, key)) for key in keys))
         if not train_stem:  # no gradient ever reaches conv1/bn1/layer1: their backward is skipped
