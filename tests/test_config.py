@@ -88,6 +88,7 @@ def test_variant_override_of_a_nested_hard_query_entry():
         ({"model": {"hidden_dim": 30, "nheads": 4}}, "model.nheads: must divide model.hidden_dim, got 4"),
         ({"model": {"dropout": 1.0}}, "model.dropout: must be in [0, 1), got 1.0"),
         ({"model": {"dec_layers": 0}}, "model.dec_layers: must be >= 1, got 0"),
+        ({"model": {"backbone": "resnet18", "dilation": True}}, "model.dilation: needs a bottleneck ResNet"),
         ({"augment": {"scales": []}}, "augment.scales: must be a non-empty list of sizes >= 1, got []"),
         ({"hard_queries": {"gbs": {"iou_low": 0.7}}}, "hard_queries.gbs.iou_high: must be > hard_queries.gbs.iou_low"),
         ({"hard_queries": {"amm": {"mask_ratio": 1.5}}}, "hard_queries.amm.mask_ratio: must be in [0, 1), got 1.5"),

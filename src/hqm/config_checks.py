@@ -65,6 +65,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
         ("nheads", lambda c: c.hidden_dim % c.nheads == 0, "must divide model.hidden_dim"),
         _at_least("enc_layers", 0), _at_least("dec_layers", 1), _at_least("dim_feedforward", 1),
         _fraction("dropout", closed=False), _at_least("num_queries", 1),
+        ("dilation", lambda c: not c.dilation or c.backbone not in ("resnet18", "resnet34"),
+         "needs a bottleneck ResNet (resnet50 / resnet101), as in torchvision"),
     ),
     "LossConfig": tuple(
         _at_least(k, 0) for k in ("cost_obj_class", "cost_verb_class", "cost_bbox", "cost_giou", "obj_loss_coef",
