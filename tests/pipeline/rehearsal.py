@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from hqm.config import ModelConfig
-from hqm.models.build import build_qpic
+from hqm.models.build import build_detr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from real_layouts import CENTRE_BOX, FIXTURES, hico_archive, vcoco_files  # noqa: E402
@@ -39,19 +39,10 @@ def detr_state_dict(model: dict) -> dict[str, torch.Tensor]:
     other class_embed rows have distinct biases (row / 100), so the row mapping is visible.
     """
     torch.manual_seed(0)
-    qpic = build_qpic(ModelConfig(**model), 80, 117).state_dict()
-    detr = {}
-    for key, value in qpic.items():
-        if key.startswith(("verb_class_embed.", "obj_bbox_embed.")):
-            continue
-        if key.startswith("sub_bbox_embed."):
-            key = "bbox_embed." + key[len("sub_bbox_embed."):]
-        elif key == "obj_class_embed.weight":
-            key, value = "class_embed.weight", torch.zeros(92, value.shape[1])
-        elif key == "obj_class_embed.bias":
-            key, value = "class_embed.bias", torch.arange(92, dtype=torch.float32) / 100
-            value[2] = 6.0
-        detr[key] = value
+    detr = build_detr(ModelConfig(**model)).state_dict()
+    detr["class_embed.weight"] = torch.zeros_like(detr["class_embed.weight"])
+    detr["class_embed.bias"] = torch.arange(92, dtype=torch.float32) / 100
+    detr["class_embed.bias"][2] = 6.0
     last = detr["bbox_embed.layers.2.weight"]
     detr["bbox_embed.layers.2.weight"] = torch.zeros_like(last)
     detr["bbox_embed.layers.2.bias"] = torch.logit(torch.tensor(CENTRE_BOX, dtype=last.dtype))

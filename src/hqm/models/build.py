@@ -13,6 +13,7 @@ from hqm.config import HardQueryConfig, LossConfig, ModelConfig
 from hqm.methods import get_method
 from hqm.models.backbone import Backbone, build_backbone
 from hqm.models.criterion import SetCriterionHOI, qpic_weight_dict
+from hqm.models.detr import COCO_NUM_CLASSES, DETR
 from hqm.models.hard_queries import HQMCriterion, HQMDetector
 from hqm.models.matcher import build_matcher
 from hqm.models.qpic import QPIC
@@ -33,6 +34,12 @@ def build_qpic(model: ModelConfig, num_obj_classes: int, num_verb_classes: int) 
     """The plain QPIC detector with fresh (random) weights."""
     backbone, transformer = build_backbone_and_transformer(model)
     return QPIC(backbone, transformer, num_obj_classes, num_verb_classes, model.num_queries, model.aux_loss)
+
+
+def build_detr(model: ModelConfig, num_classes: int = COCO_NUM_CLASSES) -> DETR:
+    """DETR with ``model``'s trunk and fresh weights (COCO's 91 class ids + no-object by default)."""
+    backbone, transformer = build_backbone_and_transformer(model)
+    return DETR(backbone, transformer, num_classes, model.num_queries, model.aux_loss)
 
 
 def build_hqm_detector(model: ModelConfig, hard: HardQueryConfig, num_obj_classes: int,

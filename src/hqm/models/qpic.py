@@ -37,30 +37,12 @@ class Encoded(NamedTuple):
 OUTPUT_KEYS = ("pred_obj_logits", "pred_verb_logits", "pred_sub_boxes", "pred_obj_boxes")
 
 
-class QPIC(nn.Module):
-    """QPIC (Tamura et al. 2021). State-dict keys equal the published ``DETRHOI``'s.
+class TransformerDetector(nn.Module):
+    """What QPIC and DETR share: backbone -> 1x1 projection -> encoder, and the decoder pass.
 
-    ``backbone`` is a one-element ModuleList so its keys read ``backbone.0.body.*`` as upstream
-    (where index 1 is the parameter-free position encoding).
+    Subclasses register ``backbone`` (a one-element ModuleList), ``position``, ``input_proj`` and
+    ``transformer``; the heads are theirs.
     """
-
-    def __init__(self, backbone: Backbone, transformer: Transformer, num_obj_classes: int,
-                 num_verb_classes: int, num_queries: int = 100, aux_loss: bool = True):
-        super().__init__()
-        d = transformer.d_model
-        self.num_queries = num_queries
-        self.aux_loss = aux_loss
-        self.num_obj_classes = num_obj_classes
-        self.num_verb_classes = num_verb_classes
-        self.transformer = transformer
-        self.query_embed = nn.Embedding(num_queries, d)
-        self.obj_class_embed = nn.Linear(d, num_obj_classes + 1)
-        self.verb_class_embed = nn.Linear(d, num_verb_classes)
-        self.sub_bbox_embed = MLP(d, d, 4, 3)
-        self.obj_bbox_embed = MLP(d, d, 4, 3)
-        self.input_proj = nn.Conv2d(backbone.num_channels, d, kernel_size=1)
-        self.backbone = nn.ModuleList([backbone])
-        self.position = PositionEmbeddingSine(d // 2)
 
     def encode(self, images: Tensor, mask: Tensor) -> Encoded:
         """images [B, 3, H, W], mask Bool[B, H, W] (True = padding) -> :class:`Encoded`."""
@@ -91,6 +73,32 @@ class QPIC(nn.Module):
             tgt_key_padding_mask=tgt_key_padding_mask, cross_attn_bias=cross_attn_bias,
             record_cross_logits=record_cross_logits, apply_final_norm=apply_final_norm,
         )
+
+
+class QPIC(TransformerDetector):
+    """QPIC (Tamura et al. 2021). State-dict keys equal the published ``DETRHOI``'s.
+
+    ``backbone`` is a one-element ModuleList so its keys read ``backbone.0.body.*`` as upstream
+    (where index 1 is the parameter-free position encoding).
+    """
+
+    def __init__(self, backbone: Backbone, transformer: Transformer, num_obj_classes: int,
+                 num_verb_classes: int, num_queries: int = 100, aux_loss: bool = True):
+        super().__init__()
+        d = transformer.d_model
+        self.num_queries = num_queries
+        self.aux_loss = aux_loss
+        self.num_obj_classes = num_obj_classes
+        self.num_verb_classes = num_verb_classes
+        self.transformer = transformer
+        self.query_embed = nn.Embedding(num_queries, d)
+        self.obj_class_embed = nn.Linear(d, num_obj_classes + 1)
+        self.verb_class_embed = nn.Linear(d, num_verb_classes)
+        self.sub_bbox_embed = MLP(d, d, 4, 3)
+        self.obj_bbox_embed = MLP(d, d, 4, 3)
+        self.input_proj = nn.Conv2d(backbone.num_channels, d, kernel_size=1)
+        self.backbone = nn.ModuleList([backbone])
+        self.position = PositionEmbeddingSine(d // 2)
 
     def heads(self, hs: Tensor) -> dict[str, Tensor]:
         """hs [..., Nq, d] -> the four prediction tensors with the same leading dims."""
@@ -127,4 +135,4 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-__all__ = ["MLP", "QPIC", "Encoded", "OUTPUT_KEYS", "count_parameters"]
+__all__ = ["MLP", "QPIC", "TransformerDetector", "Encoded", "OUTPUT_KEYS", "count_parameters"]
