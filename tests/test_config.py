@@ -96,6 +96,12 @@ def test_variant_override_of_a_nested_hard_query_entry():
         ({"evaluation": {"batch_size": 0}}, "evaluation.batch_size: must be >= 1, got 0"),
         ({"variants": {"hqm": {"train": {"epochs": 0}}}}, "variants.hqm.train.epochs: must be >= 1, got 0"),
         ({"datasets": {"toy": {"dataset_kw": {}}}}, "datasets.toy: unknown key(s) dataset_kw"),
+        ({"pretrain": {"epochs": 0}}, "pretrain.epochs: must be >= 1, got 0"),
+        ({"experiment": {"backbone_weights": "detr_synthetic"}, "pretrain": {"dataset": "other"}},
+         "pretrain.dataset: 'other' is not in experiment.datasets"),
+        ({"experiment": {"backbone_weights": "detr_synthetic"},
+          "artefacts": {"detr_synthetic": {"sha256": None, "path": "d.pth", "sources": ["https://x/d.pth"]}}},
+         "pretrain.name: 'detr_synthetic' is also an artefact"),
     ],
 )
 def test_bad_params_name_the_key(patch, message):
@@ -104,7 +110,8 @@ def test_bad_params_name_the_key(patch, message):
 
 
 @pytest.mark.parametrize("key", ["train.epochs", "hard_queries.amm.top_k", "model.nheads", "datasets.toy.source",
-                                 "synthetic.layout", "experiment.gpus_per_run", "evaluation.batch_size"])
+                                 "synthetic.layout", "experiment.gpus_per_run", "evaluation.batch_size",
+                                 "pretrain.eos_coef"])
 def test_a_left_out_entry_is_an_error_not_a_default(key):
     with pytest.raises(HqmError, match=_escaped(f"<params>: {key}: missing")):
         load_params(without(BASE, key))

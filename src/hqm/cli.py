@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "fetch",  # fetch + verify external files
     "convert",  # convert-hico, convert-vcoco: official annotations -> QPIC/PPDM format
     "synthetic",  # make-synthetic: the embedded synthetic HOI dataset
+    "pretrain",  # pretrain-detr: a DETR trained on a dataset's training split (the demo's DETR)
     "weights",  # convert-weights: DETR COCO checkpoint -> QPIC/HQM initial weights
     "train",  # train: one (dataset, variant, seed) run
     "evaluate",  # evaluate: a checkpoint on a dataset

@@ -212,6 +212,39 @@ class SyntheticConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """``hqm pretrain-detr``: a DETR trained on one dataset's training split, the stand-in for
+    DETR's COCO weights where they cannot be downloaded (the CPU demo; docs/demo.md).
+
+    The architecture is ``model``'s; the optimiser fields mean what :class:`TrainConfig`'s do.
+    ``experiment.backbone_weights: <name>`` makes every run start from its conversion.
+    """
+
+    name: str = "detr_synthetic"  # the weights' name: <data_dir>/weights/<name>.pth
+    dataset: str = "synthetic_hico"  # a key of ``datasets``; its training split is read
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 4
+    lr: float = 5e-4
+    lr_backbone: float = 5e-4
+    weight_decay: float = 1e-4
+    clip_max_norm: float = 0.1
+    lr_schedule: Literal["step", "cosine"] = "cosine"
+    lr_drop: int = 100
+    warmup_epochs: float = 0.5
+    min_lr_ratio: float = 0.0
+    threads: int = 0  # 0 = all cores
+    # DETR's matching costs and loss weights (its main.py defaults)
+    cost_class: float = 1.0
+    cost_bbox: float = 5.0
+    cost_giou: float = 2.0
+    ce_loss_coef: float = 1.0
+    bbox_loss_coef: float = 5.0
+    giou_loss_coef: float = 2.0
+    eos_coef: float = 0.1
+
+
+@dataclass
 class ArtefactConfig:
     """One external file: where to get it (an ordered list of sources), how to verify it, where it lands."""
 
@@ -276,6 +309,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     artefacts: dict[str, ArtefactConfig] = field(default_factory=dict)
 
 
@@ -295,6 +329,29 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     # No evaluation section: a run's training never reads it (``hqm evaluate`` takes it), so an
     # evaluation edit cannot retrain.
+
+
+@dataclass
+class PretrainSettings:
+    """What ``hqm pretrain-detr`` reads: its section, the architecture, the transforms, the data."""
+
+    pretrain: PretrainConfig
+    model: ModelConfig
+    augment: AugmentConfig
+    dataset: DatasetConfig
+
+
+def load_pretrain_settings(data: dict, source: str) -> PretrainSettings:
+    """The sections ``pretrain``, ``model``, ``augment`` and ``datasets.<pretrain.dataset>`` of a
+    params mapping (the whole params or the subset a driver passes), each written out in full."""
+    pretrain = from_dict(PretrainConfig, data.get("pretrain") or {}, source, "pretrain", complete=True)
+    entry = (data.get("datasets") or {}).get(pretrain.dataset)
+    if entry is None:
+        raise HqmError(f"{source}: pretrain.dataset: '{pretrain.dataset}' is not a key of datasets")
+    return PretrainSettings(
+        pretrain, from_dict(ModelConfig, data.get("model") or {}, source, "model", complete=True),
+        from_dict(AugmentConfig, data.get("augment") or {}, source, "augment", complete=True),
+        from_dict(DatasetConfig, entry, source, f"datasets.{pretrain.dataset}", complete=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,7 +401,21 @@ def load_params(path: str | Path | dict, overlays: list[str | Path] = ()) -> Par
         if name not in params.datasets:
             raise HqmError(f"{source}: experiment.datasets names '{name}', which datasets does not define")
     _check_dataset_variants(params.experiment, params.datasets, source)
+    _check_pretrain(params, source)
     return params
+
+
+def _check_pretrain(params: Params, source: str) -> None:
+    """When the runs start from ``pretrain.name``: a name of its own, a dataset the grid builds."""
+    name = params.pretrain.name
+    if params.experiment.backbone_weights != name:
+        return
+    if name in params.artefacts:
+        raise HqmError(f"{source}: pretrain.name: '{name}' is also an artefact; experiment.backbone_weights "
+                       "must name one of them")
+    if params.pretrain.dataset not in params.experiment.datasets:
+        raise HqmError(f"{source}: pretrain.dataset: '{params.pretrain.dataset}' is not in experiment.datasets "
+                       "(the pipeline builds only those)")
 
 
 def _check_dataset_variants(exp: ExperimentConfig, datasets: dict, source: str) -> None:

@@ -94,6 +94,13 @@ RULES: dict[str, tuple[Rule, ...]] = {
         _at_least("eval_every_epochs", 0), _at_least("eval_batch_size", 1), _at_least("log_every_iters", 1),
     ),
     "EvalConfig": (_at_least("max_hois", 1), _at_least("batch_size", 1)),
+    "PretrainConfig": (
+        _at_least("epochs", 1), _at_least("batch_size", 1), _above("lr", 0), _at_least("lr_backbone", 0),
+        _at_least("weight_decay", 0), _at_least("clip_max_norm", 0), _at_least("lr_drop", 1),
+        _at_least("warmup_epochs", 0), _fraction("min_lr_ratio"), _at_least("threads", 0),
+        *(_at_least(k, 0) for k in ("cost_class", "cost_bbox", "cost_giou", "ce_loss_coef", "bbox_loss_coef",
+                                    "giou_loss_coef", "eos_coef")),
+    ),
     "SyntheticConfig": (
         _at_least("num_train", 1), _at_least("num_test", 1), _at_least("image_size", 1),
         _at_least("max_people", 1), _at_least("max_objects", 1), _at_least("rare_max_train", 0),

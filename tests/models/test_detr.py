@@ -1,8 +1,8 @@
 """DETR (hqm.models.detr): the published key layout, DETR's matching and losses."""
 
 import itertools
-import math
 import json
+import math
 from pathlib import Path
 
 import pytest

@@ -97,6 +97,10 @@ class HOIDataset(Dataset):
         image, target = self.cache[index]
         return image, dict(target)  # a fresh dict: a caller adding keys must not change the cache
 
+    def make_target(self, rec: HoiImageAnnotation, boxes: torch.Tensor, box_ids: torch.Tensor, width: int,
+                    height: int) -> dict[str, torch.Tensor]:
+        return build_targets(rec, boxes, box_ids, width, height, self.meta)
+
     def _build_item(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         rec = self.records[index]
         image = self.load_image(index)
@@ -108,7 +112,7 @@ class HOIDataset(Dataset):
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         box_ids = torch.arange(n)[keep]
         image, boxes, box_ids = self.transform(image, boxes[keep], box_ids)
-        target = build_targets(rec, boxes, box_ids, image.width, image.height, self.meta)
+        target = self.make_target(rec, boxes, box_ids, image.width, image.height)
         target.update(
             orig_size=torch.tensor([h, w], dtype=torch.long),
             aug_size=torch.tensor([image.height, image.width], dtype=torch.long),
@@ -116,6 +120,22 @@ class HOIDataset(Dataset):
             file_name=rec.file_name,
         )
         return to_normalized_tensor(image), target
+
+
+class DetectionDataset(HOIDataset):
+    """The same images and transforms with DETR's targets: every annotated box (people and objects,
+    in or out of an interaction), ``labels`` Long[k] COCO category ids, ``boxes`` [k, 4] normalised
+    cxcywh (``hqm pretrain-detr``)."""
+
+    def make_target(self, rec: HoiImageAnnotation, boxes: torch.Tensor, box_ids: torch.Tensor, width: int,
+                    height: int) -> dict[str, torch.Tensor]:
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+        xyxy = boxes.reshape(-1, 4)
+        cxcywh = torch.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2,
+                              xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], dim=-1) / scale
+        coco_ids = torch.tensor(classes.VALID_COCO_IDS, dtype=torch.long)
+        labels = coco_ids[torch.as_tensor(rec.labels, dtype=torch.long)[box_ids]]
+        return {"labels": labels, "boxes": cxcywh}
 
 
 def build_targets(rec: HoiImageAnnotation, boxes: torch.Tensor, box_ids: torch.Tensor, width: int, height: int,
