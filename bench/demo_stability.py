@@ -6,7 +6,9 @@ Issue #15's criteria for the demo settings in params.yaml (docs/demo.md):
   * the seeds' final mAPs have a standard deviation <= --max-std points;
 and all of it also on a run with another thread count (other float rounding).
 
-It runs the real commands: ``hqm make-synthetic`` (once), then per run ``hqm resolve-config`` and
+It runs the real commands: ``hqm make-synthetic`` and, when the runs start from the DETR of the
+``pretrain`` section, ``hqm pretrain-detr`` and ``hqm convert-weights`` (once; a weights file already
+under --work/data/weights is kept), then per run ``hqm resolve-config`` and
 ``hqm train --nproc 1`` (QPIC, synthetic_hico), --jobs runs at a time, each under a timeout. It reads
 each run's per-evaluation mAP from ``curves.csv`` (column ``map``, percent), else
 ``train_summary.json`` (``selection``), else ``log.jsonl`` (``test.qpic.default.mAP``, a fraction),
@@ -79,11 +81,33 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def write_params(src: Path, dst: Path, root: Path, threads: int) -> None:
-    """A copy of ``src`` with the dataset root under --work and ``train.threads_per_rank``."""
+    """A copy of ``src`` with the data (dataset root, DETR weights) under --work and
+    ``train.threads_per_rank``."""
     params = yaml.safe_load(src.read_text(encoding="utf-8"))
+    params["experiment"]["data_dir"] = str(root.parent)
     params["datasets"][DATASET]["root"] = str(root)
     params["train"]["threads_per_rank"] = threads
     dst.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def prepare_weights(params_file: Path) -> None:
+    """The DETR the runs start from, as the pipeline makes it: ``hqm pretrain-detr`` when
+    ``experiment.backbone_weights`` names ``pretrain.name`` (kept if already there, e.g. copied in
+    to share one pretraining between benches), then ``hqm convert-weights`` for both head layouts."""
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    name, data = params["experiment"]["backbone_weights"], params["experiment"]["data_dir"]
+    if name == "none":
+        return
+    if name != params["pretrain"]["name"]:
+        raise SystemExit(f"{params_file}: experiment.backbone_weights {name!r} must be none or pretrain.name")
+    detr = Path(data) / "weights" / f"{name}.pth"
+    if not detr.is_file():
+        subprocess.run(["hqm", "pretrain-detr", "--params", str(params_file), "--out", str(detr)], check=True)
+    for layout in ("qpic", "hqm"):
+        out = Path(data) / "weights" / f"{name}_hico_{layout}.pth"
+        if not out.is_file():
+            subprocess.run(["hqm", "convert-weights", "--detr", str(detr), "--dataset-format", "hico",
+                            "--layout", layout, "--out", str(out)], check=True)  # fmt: skip
 
 
 def _number(value) -> float | None:
@@ -273,6 +297,7 @@ def main(argv=None) -> int:
         if not (root / ".hqm-synthetic.json").is_file():
             subprocess.run(["hqm", "make-synthetic", "--format", "hico", "--params", str(params_for[1] if 1 in
                             params_for else next(iter(params_for.values()))), "--out", str(root)], check=True)  # fmt: skip
+        prepare_weights(next(iter(params_for.values())))
         train_all(runs, params_for, args)
     print(f"# {args.variant} on {DATASET}, params {args.params}, host {os.uname().nodename}, {os.cpu_count()} CPUs")
     ok = judge(runs, args)

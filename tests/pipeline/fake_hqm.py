@@ -37,6 +37,9 @@ def fake(argv: list[str]) -> None:
     cmd, key = argv[0], " ".join(argv)
     if cmd == "make-synthetic":
         _write(Path(_opt(argv, "--out")) / "annotations" / "trainval_hico.json", key)
+    elif cmd in ("pretrain-detr", "convert-weights"):
+        _write(_opt(argv, "--out"), key)
+        _write(f"{_opt(argv, '--out')}.json", key)
     elif cmd == "train":
         out = Path(_opt(argv, "--out"))
         cfg = yaml.safe_load(Path(_opt(argv, "--config")).read_text())

@@ -16,7 +16,7 @@ import yaml
 
 from hqm.cli import main as hqm_main
 from hqm.pipeline.dvc import render
-from hqm.pipeline.params import select_params, train_param_keys
+from hqm.pipeline.params import pretrain_param_keys, select_params, train_param_keys
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_REDIRECT = re.compile(r" > \S+ 2>&1$")
@@ -128,7 +128,9 @@ def normalise_snake_shell(job: dict, params: dict) -> str:
     shell = job["shell"]
     if m := re.search(r"--params-json ('[^']*')", shell):
         wc = job["wildcards"]
-        expected = select_params(params, train_param_keys(params, wc["dataset"], wc["variant"]))
+        keys = (pretrain_param_keys(params) if job["rule"] == "pretrain_detr"
+                else train_param_keys(params, wc["dataset"], wc["variant"]))
+        expected = select_params(params, keys)
         assert json.loads(shlex.split(m.group(1))[0]) == expected, job
         shell = shell.replace(m.group(0), "--params params.yaml")
     if m := re.search(r"--eval-json ('[^']*')", shell):

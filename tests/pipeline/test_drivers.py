@@ -49,6 +49,12 @@ def test_demo_graphs_match(repo, params_data, tool_env, tmp_path):
     assert "variants.hqm" in dvc["resolve_config-synthetic_vcoco@hqm-42"]["params"]
     assert dvc["evaluate_vcoco-synthetic_vcoco@hqm-42-last"]["params"] == ["evaluation"]
     assert "runs/synthetic_vcoco/hqm/seed42/curves.csv" in train["outs"]
+    # the DETR of pretrain.name: trained once on synthetic HICO-DET, converted per format and layout
+    assert dvc["pretrain_detr"]["deps"] == ["data/synthetic_hico"]
+    assert dvc["pretrain_detr"]["params"] == sorted(["pretrain", "model", "augment", "datasets.synthetic_hico"])
+    assert "data/weights/detr_synthetic_vcoco_hqm.pth" in train["deps"]
+    assert dvc["convert_weights-detr_synthetic-vcoco-hqm"]["deps"] == ["data/weights/detr_synthetic.pth"]
+    assert not any(n.startswith("fetch") for n in dvc)  # nothing to download
 
 
 def test_paper_graphs_match(repo, params_data, tool_env, tmp_path):
@@ -91,7 +97,7 @@ def test_paper_trainings_launch_on_one_node_with_8_gpus(repo, tool_env, tmp_path
             assert (job["resources"]["gres"], job["resources"]["slurm_partition"]) == ("gpu:1", "gpu")
     local = snakemake_localrules(tmp_path, tool_env)  # light stages never reach the cluster
     assert {r for r, is_local in local.items() if not is_local} == {
-        "train", "evaluate", "evaluate_vcoco", "convert_hico", "convert_vcoco", "convert_weights"}
+        "train", "evaluate", "evaluate_vcoco", "convert_hico", "convert_vcoco", "convert_weights", "pretrain_detr"}
 
 
 def test_runs_spanning_nodes(repo, tool_env, tmp_path):

@@ -95,6 +95,27 @@ def weights_file(data_dir: str, detr: str, fmt: str, layout: str) -> str:
     return f"{data_dir}/weights/{detr}_{fmt}_{layout}.pth"
 
 
+def pretrained_detr(params: dict) -> str | None:
+    """``pretrain.name`` when ``experiment.backbone_weights`` names it (the runs start from a DETR
+    that ``hqm pretrain-detr`` trains), else None (a fetched artefact, or none)."""
+    name = params["experiment"]["backbone_weights"]
+    return name if name == (params.get("pretrain") or {}).get("name") else None
+
+
+def pretrain_param_keys(params: dict) -> list[str]:
+    """Dotted keys ``hqm pretrain-detr`` depends on."""
+    return ["pretrain", "model", "augment", f"datasets.{params['pretrain']['dataset']}"]
+
+
+def detr_file(params: dict, name: str) -> str:
+    """The DETR checkpoint ``name`` that convert-weights reads: pretrain-detr's output
+    (``<data>/weights/<name>.pth``) or the artefact's downloaded file."""
+    data = params["experiment"]["data_dir"]
+    if name == pretrained_detr(params):
+        return f"{data}/weights/{name}.pth"
+    return f"{data}/{params['artefacts'][name]['path']}"
+
+
 def init_weights_path(params: dict, dataset: str, variant: str) -> str | None:
     """The converted initial weights one run loads, or None (experiment.backbone_weights: none)."""
     exp = params["experiment"]

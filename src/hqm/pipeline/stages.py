@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hqm.pipeline.params import dataset_variants, variants_key, weights_file
+from hqm.pipeline.params import (
+    dataset_variants,
+    detr_file,
+    pretrain_param_keys,
+    pretrained_detr,
+    variants_key,
+    weights_file,
+)
 
 RUN = "{runs}/{dataset}/{variant}/seed{seed}"
 # the grid axes of each kind of stage (DVC matrix keys; Snakemake wildcards besides dataset)
@@ -85,6 +92,18 @@ def init_weights_deps(params: dict, dataset: str) -> list[str]:
         return []
     fmt = params["datasets"][dataset]["format"]
     return [weights_file(exp["data_dir"], exp["backbone_weights"], fmt, layout) for layout in ("qpic", "hqm")]
+
+
+def pretrain_stage(params: dict) -> dict | None:
+    """``hqm pretrain-detr`` when the runs start from ``pretrain.name``, else None: its command
+    (``{params}``: each driver's params argument), input, outputs (weights, record) and params."""
+    name = pretrained_detr(params)
+    if name is None:
+        return None
+    out = detr_file(params, name)
+    return {"cmd": f"hqm pretrain-detr {{params}} --out {out} --no-progress",
+            "deps": [dataset_ready(params, params["pretrain"]["dataset"])], "outs": [out, f"{out}.json"],
+            "params": pretrain_param_keys(params)}
 
 
 def _run_stages(params: dict, dataset: str, run: str) -> list[Stage]:
