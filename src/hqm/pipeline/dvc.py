@@ -157,7 +157,7 @@ def weights_stages(params: dict) -> dict[str, dict]:
         weights, record = pretrain["outs"]
         stages["pretrain_detr"] = {"cmd": fill(pretrain["cmd"], {"params": f"--params {PARAMS}"}),
                                    "deps": pretrain["deps"], "params": pretrain["params"],
-                                   "outs": [weights, {record: {"cache": False}}]}
+                                   "outs": [weights, record]}
     detr = exp["backbone_weights"]
     for fmt in sorted({params["datasets"][name]["format"] for name in exp["datasets"]}):
         for layout in ("qpic", "hqm"):
@@ -165,7 +165,8 @@ def weights_stages(params: dict) -> dict[str, dict]:
             stages[f"convert_weights-{detr}-{fmt}-{layout}"] = {
                 "cmd": f"hqm convert-weights --detr {src} --dataset-format {fmt} --layout {layout} "
                 f"--trusted --out {out}",
-                "deps": [src], "outs": [out, {f"{out}.json": {"cache": False}}]}
+                # the records are cached too: a co-author's `dvc pull` gets the whole stage
+                "deps": [src], "outs": [out, f"{out}.json"]}
     return stages
 
 
