@@ -60,12 +60,11 @@ def resolve_config(
     return cfg
 
 
-def run_resolve_config(args: argparse.Namespace) -> int:
-    import yaml
-
-    from hqm.config import _load_yaml, deep_merge, to_dict
+def read_params_args(args: argparse.Namespace) -> tuple[dict, str]:
+    """The params mapping of ``--params`` / ``--params-json`` with the ``--overlay``s merged, and a
+    label for error messages."""
+    from hqm.config import _load_yaml, deep_merge
     from hqm.errors import HqmError
-    from hqm.io import atomic_write
 
     if args.params_json is not None:
         try:
@@ -76,6 +75,16 @@ def run_resolve_config(args: argparse.Namespace) -> int:
         data, source = _load_yaml(args.params), args.params
     for overlay in args.overlay:
         data, source = deep_merge(data, _load_yaml(overlay)), f"{source}+{overlay}"
+    return data, source
+
+
+def run_resolve_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from hqm.config import to_dict
+    from hqm.io import atomic_write
+
+    data, source = read_params_args(args)
     cfg = to_dict(resolve_config(data, args.dataset, args.variant, args.seed, args.init_weights, source))
     cfg.pop("evaluation", None)  # the evaluate stage's business (hqm evaluate --eval-json)
     with atomic_write(args.out, "w", encoding="utf-8") as handle:

@@ -4,7 +4,6 @@ write it as DETR's COCO file is laid out, for ``hqm convert-weights`` (docs/demo
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def add_parser(subparsers) -> None:
@@ -27,19 +26,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hqm.config import deep_merge, load_pretrain_settings, load_yaml
+    from hqm.commands.pipeline import read_params_args
+    from hqm.config import load_pretrain_settings
     from hqm.engine.pretrain import pretrain_detr, write_pretrained
-    from hqm.errors import HqmError
 
-    if args.params_json is not None:
-        try:
-            data, source = json.loads(args.params_json), "--params-json"
-        except json.JSONDecodeError as exc:
-            raise HqmError(f"--params-json: malformed JSON ({exc.msg})") from None
-    else:
-        data, source = load_yaml(args.params), args.params
-    for overlay in args.overlay:
-        data, source = deep_merge(data, load_yaml(overlay)), f"{source}+{overlay}"
+    data, source = read_params_args(args)
     settings = load_pretrain_settings(data, source)
     device = args.device
     if device == "auto":
