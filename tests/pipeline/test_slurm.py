@@ -65,9 +65,13 @@ def check_sbatch(sbatch, kept):
     by_rule = {}
     for argv in sbatch:
         by_rule.setdefault(rule_of(argv), []).append(argv)
-    # light stages are localrules: only the runs and their evaluations were submitted
-    assert set(by_rule) == {"train", "evaluate"}, set(by_rule)
+    # light stages are localrules: only the runs, their evaluations and the weights were submitted
+    assert set(by_rule) == {"train", "evaluate", "pretrain_detr", "convert_weights"}, set(by_rule)
     assert len(by_rule["train"]) == 2 and len(by_rule["evaluate"]) == 2 * kept  # last (+ best)
+    assert len(by_rule["pretrain_detr"]) == 1 and len(by_rule["convert_weights"]) == 2  # hico x 2 layouts
+    (pretrain,) = by_rule["pretrain_detr"]
+    assert "--gres=gpu:1" in pretrain and pretrain[pretrain.index("-p") + 1] == "gpu"
+    assert all(argv[argv.index("-p") + 1] == "cpu" for argv in by_rule["convert_weights"])
     for argv in by_rule["train"]:
         assert {"--gres=gpu:2", "--nodes=1", "--cpus-per-task=32", "-p"} <= set(argv), argv
         assert argv[argv.index("-p") + 1] == "gpu"
