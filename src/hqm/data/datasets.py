@@ -122,6 +122,14 @@ class HOIDataset(Dataset):
         return to_normalized_tensor(image), target
 
 
+def normalized_cxcywh(boxes: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """xyxy pixel boxes [K, 4] of a ``width`` x ``height`` image -> cxcywh in [0, 1] ([0, 4] if K = 0)."""
+    boxes = boxes.reshape(-1, 4).float()
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+    return torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2,
+                        boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], dim=-1) / scale
+
+
 class DetectionDataset(HOIDataset):
     """The same images and transforms with DETR's targets: every annotated box (people and objects,
     in or out of an interaction), ``labels`` Long[k] COCO category ids, ``boxes`` [k, 4] normalised
@@ -129,10 +137,7 @@ class DetectionDataset(HOIDataset):
 
     def make_target(self, rec: HoiImageAnnotation, boxes: torch.Tensor, box_ids: torch.Tensor, width: int,
                     height: int) -> dict[str, torch.Tensor]:
-        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-        xyxy = boxes.reshape(-1, 4)
-        cxcywh = torch.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2,
-                              xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], dim=-1) / scale
+        cxcywh = normalized_cxcywh(boxes, width, height)
         coco_ids = torch.tensor(classes.VALID_COCO_IDS, dtype=torch.long)
         labels = coco_ids[torch.as_tensor(rec.labels, dtype=torch.long)[box_ids]]
         return {"labels": labels, "boxes": cxcywh}
@@ -147,11 +152,7 @@ def build_targets(rec: HoiImageAnnotation, boxes: torch.Tensor, box_ids: torch.T
     normalised cxcywh (all-zero object box and label 80 for a missing V-COCO object).
     """
     where = {int(b): k for k, b in enumerate(box_ids.tolist())}
-    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-    cxcywh = torch.stack(
-        [(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]],
-        dim=-1,
-    ) / scale if len(boxes) else boxes.new_zeros((0, 4))  # fmt: skip
+    cxcywh = normalized_cxcywh(boxes, width, height)
     pair_index: dict[tuple[int, int], int] = {}
     obj_labels, verb_rows, subs, objs = [], [], [], []
     for s, o, v in rec.hois.tolist():
