@@ -15,10 +15,11 @@ each run's per-evaluation mAP from ``curves.csv`` (column ``map``, percent), els
 prints one row per run and the seeds' mean +- std, and exits 1 when a criterion fails.
 
     python bench/demo_stability.py                       # seeds 1 2 3 at 1 thread + seed 1 at 2 threads
+    python bench/demo_stability.py --variants qpic gbs amm hqm --hard-split --jobs 15   # all of #15, 16 cores
     python bench/demo_stability.py --work /tmp/stab --seeds 1 2 --extra-threads 0 --jobs 1
     python bench/demo_stability.py --work /tmp/stab --reuse   # re-read finished runs, train nothing
     python bench/demo_stability.py --work /tmp/stab --skip-finished   # train only what is missing
-    python bench/demo_stability.py --work /tmp/hard_gbs --variant gbs --extra-threads 0 --hard-split
+    python bench/demo_stability.py --work /tmp/hard_gbs --variants gbs --extra-threads 0 --hard-split
 
 --hard-split also writes the all-hard test split (``hqm make-synthetic --hard-test``: same training
 split, other scenes, every one hard) and evaluates each run's last checkpoint on it, then prints
@@ -46,6 +47,7 @@ DATASET = "synthetic_hico"
 
 @dataclass
 class Run:
+    variant: str
     seed: int
     threads: int
     path: Path
@@ -56,7 +58,7 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"seed{self.seed}-t{self.threads}"
+        return f"{self.variant}-seed{self.seed}-t{self.threads}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,7 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds trained with 1 thread")
     p.add_argument("--extra-threads", type=int, default=2,
                    help="also train the first seed with this many threads (other rounding); 0 = skip")
-    p.add_argument("--variant", default="qpic")
+    p.add_argument("--variants", nargs="+", default=["qpic"], choices=("qpic", "gbs", "amm", "hqm"),
+                   help="variants trained (each seed); the --extra-threads run is the first one's")
     p.add_argument("--jobs", type=int, default=2, help="1-thread trainings at a time")
     p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per training")
     p.add_argument("--min-map", type=float, default=30.0)
@@ -77,7 +80,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also evaluate every run on the all-hard test split and print that table")
     p.add_argument("--skip-finished", action="store_true",
                    help="do not retrain a run whose folder already holds a final checkpoint")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
+    return args
 
 
 def write_params(src: Path, dst: Path, root: Path, threads: int) -> None:
@@ -178,10 +184,10 @@ def read_curve(run: Path) -> tuple[list[tuple[int, float]], float | None]:
     return curve, rare
 
 
-def _commands(run: Run, params: Path, variant: str) -> list[list[str]]:
+def _commands(run: Run, params: Path) -> list[list[str]]:
     config = str(run.path / "run_config.yaml")
     return [
-        ["hqm", "resolve-config", "--params", str(params), "--dataset", DATASET, "--variant", variant,
+        ["hqm", "resolve-config", "--params", str(params), "--dataset", DATASET, "--variant", run.variant,
          "--seed", str(run.seed), "--out", config],
         ["hqm", "train", "--config", config, "--out", str(run.path), "--nproc", "1"],
     ]  # fmt: skip
@@ -200,7 +206,7 @@ def train_all(runs: list[Run], params_for: dict[int, Path], args: argparse.Names
         while pending and len(active) < room and (pending[0].threads == 1 or not active):
             run = pending.pop(0)
             run.path.mkdir(parents=True, exist_ok=True)
-            resolve, train = _commands(run, params_for[run.threads], args.variant)
+            resolve, train = _commands(run, params_for[run.threads])
             subprocess.run(resolve, check=True)
             log = (run.path / "train.log").open("w", encoding="utf-8")
             proc = subprocess.Popen(["timeout", str(args.timeout), *train], stdout=log, stderr=subprocess.STDOUT)
@@ -219,15 +225,15 @@ def train_all(runs: list[Run], params_for: dict[int, Path], args: argparse.Names
 
 
 def judge(runs: list[Run], args: argparse.Namespace) -> bool:
-    """Print the table; True iff every criterion holds."""
+    """Print one row per run and each variant's seeds' mean +- std; True iff every criterion holds."""
     ok = True
-    print(f"{'run':<12} {'mAP curve (epoch:%)':<44} {'last2':>13} {'|diff|':>6} {'Rare':>5} {'wall s':>6}  verdict")
+    print(f"{'run':<18} {'mAP curve (epoch:%)':<44} {'last2':>13} {'|diff|':>6} {'Rare':>5} {'wall s':>6}  verdict")
     for run in runs:
         run.curve, run.rare = read_curve(run.path)
         curve = " ".join(f"{e}:{m:.1f}" for e, m in run.curve)
         if run.error or len(run.curve) < 2:
             ok = False
-            print(f"{run.label:<12} {curve:<44} FAIL: {run.error or 'fewer than two evaluations'}")
+            print(f"{run.label:<18} {curve:<44} FAIL: {run.error or 'fewer than two evaluations'}")
             continue
         (_, a), (_, b) = run.curve[-2:]
         diff = abs(b - a)
@@ -235,14 +241,15 @@ def judge(runs: list[Run], args: argparse.Namespace) -> bool:
         ok = ok and not reasons
         rare = "-" if run.rare is None else f"{run.rare:.1f}"
         wall = "-" if run.wall is None else f"{run.wall:.0f}"
-        print(f"{run.label:<12} {curve:<44} {a:6.1f} {b:6.1f} {diff:6.1f} {rare:>5} {wall:>6}  "
+        print(f"{run.label:<18} {curve:<44} {a:6.1f} {b:6.1f} {diff:6.1f} {rare:>5} {wall:>6}  "
               f"{'FAIL: ' + ', '.join(reasons) if reasons else 'pass'}")  # fmt: skip
-    finals = [r.curve[-1][1] for r in runs if r.threads == 1 and r.curve and not r.error]
-    if len(finals) >= 2:
-        mean, std = statistics.mean(finals), statistics.stdev(finals)
-        verdict = "pass" if std <= args.max_std else f"FAIL: std > {args.max_std}"
-        ok = ok and std <= args.max_std
-        print(f"seeds (1 thread): final mAP {mean:.1f} +- {std:.1f} (sample std, n={len(finals)})  {verdict}")
+    for variant in args.variants:
+        finals = [r.curve[-1][1] for r in runs if r.variant == variant and r.threads == 1 and r.curve and not r.error]
+        if len(finals) >= 2:
+            mean, std = statistics.mean(finals), statistics.stdev(finals)
+            verdict = "pass" if std <= args.max_std else f"FAIL: std > {args.max_std}"
+            ok = ok and std <= args.max_std
+            print(f"{variant}, seeds at 1 thread: final mAP {mean:.1f} +- {std:.1f} (sample std, n={len(finals)})  {verdict}")
     print("ALL CRITERIA HOLD" if ok else "SOME CRITERION FAILS")
     return ok
 
@@ -273,21 +280,25 @@ def hard_split(runs: list[Run], params: Path, work: Path, reuse: bool) -> None:
                                 "--eval-json", json.dumps(HARD_EVAL)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         if all((run.path / f"metrics_{split}.json").is_file() for split in ("plain", "hard")):
             rows.append((run.label, *_full_rare(run.path / "metrics_plain.json"), *_full_rare(run.path / "metrics_hard.json")))
-    print(f"{'run':<12} {'plain Full':>10} {'plain Rare':>10} {'hard Full':>10} {'hard Rare':>10}")
+    print(f"{'run':<18} {'plain Full':>10} {'plain Rare':>10} {'hard Full':>10} {'hard Rare':>10}")
     for label, *values in rows:
-        print(f"{label:<12} " + " ".join(f"{v:10.1f}" for v in values))
-    if len(rows) >= 2:
-        columns = list(zip(*(values for _, *values in rows)))
-        print(f"{'mean +- std':<12} " + " ".join(f"{statistics.mean(c):5.1f}+-{statistics.stdev(c):3.1f}" for c in columns))
+        print(f"{label:<18} " + " ".join(f"{v:10.1f}" for v in values))
+    for variant in dict.fromkeys(r.variant for r in runs):
+        mine = [values for label, *values in rows if label.startswith(f"{variant}-")]
+        if len(mine) >= 2:
+            columns = list(zip(*mine))
+            print(f"{variant + ' mean+-std':<18} "
+                  + " ".join(f"{statistics.mean(c):5.1f}+-{statistics.stdev(c):3.1f}" for c in columns))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     work = Path(args.work).resolve()
     root = work / "data" / DATASET
-    runs = [Run(s, 1, work / "runs" / f"seed{s}-t1") for s in args.seeds]
+    runs = [Run(v, s, 1, work / "runs" / f"{v}-seed{s}-t1") for v in args.variants for s in args.seeds]
     if args.extra_threads > 0:
-        runs.append(Run(args.seeds[0], args.extra_threads, work / "runs" / f"seed{args.seeds[0]}-t{args.extra_threads}"))
+        first, seed, threads = args.variants[0], args.seeds[0], args.extra_threads
+        runs.append(Run(first, seed, threads, work / "runs" / f"{first}-seed{seed}-t{threads}"))
     if not args.reuse:
         work.mkdir(parents=True, exist_ok=True)
         params_for = {}
@@ -299,7 +310,7 @@ def main(argv=None) -> int:
                             params_for else next(iter(params_for.values()))), "--out", str(root)], check=True)  # fmt: skip
         prepare_weights(next(iter(params_for.values())))
         train_all(runs, params_for, args)
-    print(f"# {args.variant} on {DATASET}, params {args.params}, host {os.uname().nodename}, {os.cpu_count()} CPUs")
+    print(f"# {' '.join(args.variants)} on {DATASET}, params {args.params}, host {os.uname().nodename}, {os.cpu_count()} CPUs")
     ok = judge(runs, args)
     if args.hard_split:
         hard_split(runs, work / "params_t1.yaml", work, args.reuse)

@@ -1,6 +1,6 @@
 """Training and inference images per second for a resolved run config; prints JSON lines.
 
-    python bench/throughput.py --config runs/.../config.yaml [--steps 20] [--warmup 3] [--device auto]
+    python bench/throughput.py --config runs/.../run_config.yaml [--steps 20] [--warmup 3] [--device auto]
 
 Uses the real datasets, detector and criterion; training steps are full optimiser steps (global
 batch, accumulation, clipping) of a single process; inference is the evaluation forward pass

@@ -2,6 +2,7 @@
 
 Random weights and synthetic inputs; prints one JSON line. Example (the issue's default):
     python bench/train_step.py                       # R50, batch 2, 512x512, 3 pairs/image
+    python bench/train_step.py --device cuda --bf16 --image-size 800 --steps 20   # a paper-size GPU step
     python bench/train_step.py --backbone resnet18 --hidden-dim 64 --enc-layers 1 --dec-layers 2 \
         --queries 10 --image-size 128 --steps 10
 """
@@ -17,6 +18,7 @@ import time
 import torch
 
 from hqm.config import HardQueryConfig, LossConfig, ModelConfig
+from hqm.engine.inference import autocast_context, to_float
 from hqm.models.build import build_criterion, build_detector
 from hqm.models.criterion import total_loss
 
@@ -39,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--channels-last", action="store_true", help="run the backbone in channels-last")
     parser.add_argument("--plain-optim", action="store_true",
                         help="per-parameter AdamW and clipping loops (the reference's) instead of fused/foreach")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 autocast of the forward pass as training does (CUDA only; losses in fp32)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -67,27 +72,34 @@ def main(argv=None) -> None:
                             num_queries=args.queries)
     method = "hqm" if args.variant == "hqm" else args.variant
     hard = HardQueryConfig()
-    model = build_detector(model_cfg, method, hard, num_obj, num_verb, args.seed).train()
+    device = torch.device(args.device)
+    model = build_detector(model_cfg, method, hard, num_obj, num_verb, args.seed).train().to(device)
     if args.channels_last:
         model.backbone[0].channels_last = True
         model.backbone[0].to(memory_format=torch.channels_last)
-    criterion = build_criterion(LossConfig(), method, hard, num_obj, num_verb, dec_layers=args.dec_layers)
+    criterion = build_criterion(LossConfig(), method, hard, num_obj, num_verb, dec_layers=args.dec_layers).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     fast = not args.plain_optim  # same math, fewer kernel launches
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4, fused=fast or None)
     images, mask, targets = synthetic_batch(args.batch, args.image_size, args.pairs, num_obj, num_verb,
                                             torch.Generator().manual_seed(args.seed))
+    images, mask = images.to(device), mask.to(device)
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     stream = {"qpic": None, "gbs": "gbs", "amm": "amm"}
     times = []
     for step in range(args.steps + 1):
         hard_stream = stream.get(args.variant, "gbs" if step % 2 == 0 else "amm")
+        sync()
         start = time.perf_counter()
-        outputs = model(images, mask, targets=targets, hard_stream=hard_stream)
-        loss = total_loss(criterion(outputs, targets), criterion.weight_dict)
+        with autocast_context(device, args.bf16):
+            outputs = model(images, mask, targets=targets, hard_stream=hard_stream)
+        loss = total_loss(criterion(to_float(outputs), targets), criterion.weight_dict)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.1, foreach=fast or None)
         optimizer.step()
+        sync()
         if step:  # the first step warms up allocators and kernels
             times.append(time.perf_counter() - start)
     print(json.dumps({
@@ -95,6 +107,7 @@ def main(argv=None) -> None:
         "enc_layers": args.enc_layers, "dec_layers": args.dec_layers, "queries": args.queries,
         "batch": args.batch, "image_size": args.image_size, "pairs": args.pairs,
         "threads": torch.get_num_threads(), "channels_last": args.channels_last, "fused_optim": fast, "steps": args.steps,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "bf16": args.bf16,
         "median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
         "torch": torch.__version__,
     }))

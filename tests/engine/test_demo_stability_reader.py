@@ -64,16 +64,35 @@ def test_train_summary_selection(bench, tmp_path, values, expected):
 
 
 def test_judge_fails_an_unflattened_or_weak_run(bench, tmp_path, capsys):
-    args = argparse.Namespace(min_map=30.0, max_diff=2.0, max_std=3.0)
+    args = argparse.Namespace(min_map=30.0, max_diff=2.0, max_std=3.0, variants=["qpic"])
     runs = []
     for seed, maps in ((1, {8: 0.31, 10: 0.32}), (2, {8: 0.30, 10: 0.33})):
         path = tmp_path / f"s{seed}"
         path.mkdir()
         _log(path, maps)
-        runs.append(bench.Run(seed, 1, path))
+        runs.append(bench.Run("qpic", seed, 1, path))
     assert bench.judge(runs, args) is False  # seed 2 moved 3 points between its last evaluations
     out = capsys.readouterr().out
     assert "FAIL: |diff| > 2.0" in out and "SOME CRITERION FAILS" in out
     _log(runs[1].path, {8: 0.32, 10: 0.33})
     assert bench.judge(runs, args) is True
     assert "ALL CRITERIA HOLD" in capsys.readouterr().out
+
+
+def test_judge_takes_the_seed_spread_per_variant(bench, tmp_path, capsys):
+    """Two variants 10 points apart, each with a tight seed spread: the std criterion holds for
+    each; pooled over both it would not."""
+    args = argparse.Namespace(min_map=30.0, max_diff=2.0, max_std=3.0, variants=["qpic", "hqm"])
+    runs = []
+    for variant, level in (("qpic", 0.70), ("hqm", 0.80)):
+        for seed, jitter in ((1, 0.0), (2, 0.01)):
+            path = tmp_path / f"{variant}{seed}"
+            path.mkdir()
+            _log(path, {12: level + jitter, 15: level + jitter})
+            runs.append(bench.Run(variant, seed, 1, path))
+    assert bench.judge(runs, args) is True
+    out = capsys.readouterr().out
+    assert "qpic, seeds at 1 thread: final mAP 70.5 +- 0.7" in out and "hqm, seeds at 1 thread: final mAP 80.5" in out
+    _log(runs[3].path, {12: 0.90, 15: 0.90})  # hqm seed 2 now 10 points above seed 1
+    assert bench.judge(runs, args) is False
+    assert "FAIL: std > 3.0" in capsys.readouterr().out
