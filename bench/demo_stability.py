@@ -1,18 +1,18 @@
-"""Does the CPU demo hold on another machine? QPIC on synthetic HICO-DET, several seeds and threads.
+"""Does the CPU demo hold on another machine? Its variants on synthetic HICO-DET, several seeds and threads.
 
 Issue #15's criteria for the demo settings in params.yaml (docs/demo.md):
   * every run's curve has flattened: the last two in-training evaluations within --max-diff points;
   * every run reaches --min-map (HICO-DET Full, QPIC protocol, percent);
-  * the seeds' final mAPs have a standard deviation <= --max-std points;
-and all of it also on a run with another thread count (other float rounding).
+  * each variant's seeds' final mAPs have a standard deviation <= --max-std points;
+and all of it also on a run with another thread count (other float rounding; the first variant's).
 
 It runs the real commands: ``hqm make-synthetic`` and, when the runs start from the DETR of the
 ``pretrain`` section, ``hqm pretrain-detr`` and ``hqm convert-weights`` (once; a weights file already
 under --work/data/weights is kept), then per run ``hqm resolve-config`` and
-``hqm train --nproc 1`` (QPIC, synthetic_hico), --jobs runs at a time, each under a timeout. It reads
+``hqm train --nproc 1`` (each of --variants, default QPIC; synthetic_hico), --jobs runs at a time, each under a timeout. It reads
 each run's per-evaluation mAP from ``curves.csv`` (column ``map``, percent), else
 ``train_summary.json`` (``selection``), else ``log.jsonl`` (``test.qpic.default.mAP``, a fraction),
-prints one row per run and the seeds' mean +- std, and exits 1 when a criterion fails.
+prints one row per run and each variant's seeds' mean +- std, and exits 1 when a criterion fails.
 
     python bench/demo_stability.py                       # seeds 1 2 3 at 1 thread + seed 1 at 2 threads
     python bench/demo_stability.py --variants qpic gbs amm hqm --hard-split --jobs 15   # all of #15, 16 cores
