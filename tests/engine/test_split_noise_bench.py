@@ -1,0 +1,56 @@
+"""bench/split_noise.py: one large split drawn from the run's own dataset settings, scored per slice."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from real_setup import make_dataset, tiny_config
+
+from hqm.config_checks import to_dict
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "split_noise.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("split_noise", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_slices_of_a_larger_split_from_the_runs_settings(bench, tmp_path, capsys):
+    from hqm.engine.train import build_components
+
+    root = make_dataset(tmp_path / "data", num_train=8, num_test=4)
+    cfg = tiny_config(root)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    torch.manual_seed(0)
+    torch.save({"model": build_components(cfg).model.state_dict()}, run / "a.pth")
+    work = tmp_path / "work"
+    bench.main(["--run", str(run), "--checkpoints", str(run / "a.pth"), str(run / "a.pth"),
+                "--num-test", "8", "--sizes", "4", "8", "--work", str(work)])  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    rows = {(line.split()[0], line.split()[1]): line.split()[2:] for line in lines}
+    assert len(rows[("n=4", "a.pth")]) == 2 + 2  # two slices, then "sd x.y"
+    assert len(rows[("n=8", "a.pth")]) == 1
+    # the same weights twice: every slice's difference is exactly zero
+    assert [float(v) for v in rows[("n=4", "second")][2:4]] == [0.0, 0.0]
+    assert all(0.0 <= float(v) <= 100.0 for v in rows[("n=4", "a.pth")][:2])
+    # the large split repeats the run's training split and starts with its test split
+    large = work / "synthetic_hico_8" / "annotations"
+    original = json.loads((root / "annotations" / "test_hico.json").read_text())
+    assert json.loads((large / "test_hico.json").read_text())[:4] == original
+    assert (large / "trainval_hico.json").read_text() == (root / "annotations" / "trainval_hico.json").read_text()
+    assert json.loads((work / "slices" / "4_1" / "annotations" / "test_hico.json").read_text()) == \
+        json.loads((large / "test_hico.json").read_text())[4:]
+
+
+def test_sizes_must_divide_the_split(bench, tmp_path):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--run", str(tmp_path), "--checkpoints", "a.pth", "--num-test", "8", "--sizes", "3"])
