@@ -1,25 +1,19 @@
 """bench/split_noise.py: one large split drawn from the run's own dataset settings, scored per slice."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from real_setup import make_dataset, tiny_config
 
+from bench_scripts import load_bench
 from hqm.config_checks import to_dict
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "split_noise.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("split_noise", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("split_noise")
 
 
 def test_slices_of_a_larger_split_from_the_runs_settings(bench, tmp_path, capsys):

@@ -4,22 +4,16 @@ The peer follows the reference evaluator's per-image loops (evaluation.md §1.7)
 with ``hqm.evaluation.hico``; both must give the same mAP to the last bits.
 """
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
+from bench_scripts import load_bench
 from hqm.evaluation.hico import HicoGroundTruth, evaluate_hico
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "eval_speed.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("eval_speed", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("eval_speed")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

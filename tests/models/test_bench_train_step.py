@@ -1,17 +1,13 @@
-import importlib.util
 import json
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "train_step.py"
+from bench_scripts import load_bench
 
 
 def test_train_step_bench_prints_one_json_line(capsys):
-    spec = importlib.util.spec_from_file_location("bench_train_step", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--backbone", "resnet18", "--hidden-dim", "32", "--nheads", "4", "--enc-layers", "1",
-                 "--dec-layers", "2", "--ffn-dim", "64", "--queries", "5", "--image-size", "64", "--steps", "2",
-                 "--threads", "1"])
+    load_bench("train_step").main([
+        "--backbone", "resnet18", "--hidden-dim", "32", "--nheads", "4", "--enc-layers", "1", "--dec-layers", "2",
+        "--ffn-dim", "64", "--queries", "5", "--image-size", "64", "--steps", "2", "--threads", "1",
+    ])  # fmt: skip
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
