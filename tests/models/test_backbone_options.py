@@ -39,3 +39,25 @@ def test_detector_builds_with_laptop_backbone():
     out = model(torch.randn(1, 3, 64, 64), torch.zeros(1, 64, 64, dtype=torch.bool))
     assert out["pred_obj_logits"].shape == (1, 4, 81) and out["pred_sub_boxes"].shape == (1, 4, 4)
     assert model.input_proj.in_channels == 128
+
+
+def test_batch_norm_in_eval_mode_is_folded_and_equals_the_plain_forward(monkeypatch):
+    backbone = Backbone("resnet18", norm="batch", out_stage="layer2").train()
+    images, mask = torch.randn(4, 3, 64, 64), torch.zeros(4, 64, 64, dtype=torch.bool)
+    with torch.no_grad():
+        backbone(images, mask)  # running statistics away from their 0 / 1 start
+    import hqm.models.backbone as backbone_module
+
+    calls = []
+    original = backbone_module.conv_frozen_bn
+    monkeypatch.setattr(backbone_module, "conv_frozen_bn", lambda *args: (calls.append(1), original(*args))[1])
+    backbone.eval()
+    with torch.no_grad():
+        folded, _ = backbone(images, mask)
+        torch.testing.assert_close(folded, backbone.body(images), atol=1e-4, rtol=1e-4)
+    assert len(calls) == 1 + 2 * 2 + 2 * 2 + 1  # stem, layer1 (2 blocks), layer2 (2 blocks + downsample)
+    calls.clear()
+    backbone.train()
+    before = backbone.body.bn1.running_mean.clone()
+    backbone(images, mask)  # training: batch statistics, the running ones still move
+    assert not calls and not torch.equal(before, backbone.body.bn1.running_mean)

@@ -57,7 +57,7 @@ def conv_frozen_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> Tensor:
 
 
 def _block_forward(block: nn.Module, x: Tensor) -> Tensor:
-    """A BasicBlock / Bottleneck (hqm.models.resnet) with folded frozen norms."""
+    """A BasicBlock / Bottleneck (hqm.models.resnet) with folded norms (frozen, or BatchNorm in eval mode)."""
     # in-place ReLUs are safe: a convolution's backward needs its input, not its output
     out = F.relu(conv_frozen_bn(x, block.conv1, block.bn1), inplace=True)
     if isinstance(block, Bottleneck):
@@ -106,7 +106,8 @@ class Backbone(nn.Module):
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         body = self.body
-        if self.folded:
+        # a trainable BatchNorm in eval mode is a fixed affine map too: fold it (same math)
+        if self.folded or not self.training:
             x = body.maxpool(F.relu(conv_frozen_bn(images, body.conv1, body.bn1), inplace=True))
             for stage in STAGES:
                 if stage in body._modules:
