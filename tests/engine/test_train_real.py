@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -80,6 +81,27 @@ def test_kill_9_and_restart_gives_identical_metrics(root, tmp_path):
     procs.kill_mid_epoch(proc, victim)
     hqm_cli("train", "--config", cfg_path, "--out", victim, "--device", "cpu")
     procs.assert_same_run(victim, tmp_path / "whole")
+
+
+@pytest.mark.slow
+def test_evaluating_never_changes_the_trained_weights(root, tmp_path):
+    """params.yaml picks the demo's evaluation epochs for time alone: an HQM run evaluated after every
+    epoch trains bit-identically to one evaluated only at the end (no RNG draw, no norm statistics)."""
+    runs = {}
+    for every in (0, 1):
+        cfg_path = tmp_path / f"every{every}.yaml"
+        cfg = real_setup.tiny_config(root, "hqm", epochs=3, eval_every_epochs=every, eval_batch_size=2)
+        # the demo's trainable BatchNorm: an evaluation in train mode would move its statistics
+        save_run_config(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backbone_norm="batch")), cfg_path)
+        runs[every] = tmp_path / f"every{every}"
+        hqm_cli("train", "--config", cfg_path, "--out", runs[every], "--device", "cpu")
+    logs = {every: [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()] for every, run in runs.items()}
+    assert [x.get("test") is not None for x in logs[1]] == [True, True, True]
+    assert [x.get("test") is not None for x in logs[0]] == [False, False, True]
+    assert [x["train_loss"] for x in logs[0]] == [x["train_loss"] for x in logs[1]]
+    assert logs[0][-1]["test"] == logs[1][-1]["test"]
+    last, every_epoch = weights(runs[0]), weights(runs[1])
+    assert last.keys() == every_epoch.keys() and all(torch.equal(last[k], every_epoch[k]) for k in last)
 
 
 @pytest.mark.slow
