@@ -30,9 +30,6 @@ rule train:
         gres=f"gpu:{GPUS_PER_NODE}" if GPUS_PER_NODE else "",  # SLURM, per node
         nodes=EXP["nodes_per_run"],
     threads: max(GPUS_PER_NODE, EXP["cpu_procs_per_run"])
-    # trainings before evaluations and galleries whenever both are ready: on the 2-core demo the
-    # last training otherwise ran alone for 1.5 minutes while one core idled
-    priority: 10
     conda:
         "../envs/hqm.yaml"
     log:
