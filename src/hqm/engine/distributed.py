@@ -61,11 +61,25 @@ def _env_int(name: str, default: int) -> int:
         raise HqmError(f"environment: {name}={value!r} is not an integer") from None
 
 
+def default_threads(local_world: int) -> int:
+    """Threads for a rank that was given none: a scheduler's ``OMP_NUM_THREADS`` outside torchrun,
+    else the machine's cores divided by the ranks on this node.
+
+    Snakemake exports ``OMP_NUM_THREADS`` = the job's threads (1 for an evaluation). Taking all
+    cores instead put 2 threads beside a 1-thread training on the 2-core demo, and the oversubscribed
+    OpenMP pool slowed both jobs several-fold. torchrun exports 1 to every worker whatever the
+    cores, so under torchrun the cores are divided instead.
+    """
+    if "TORCHELASTIC_RUN_ID" not in os.environ and _env_int("OMP_NUM_THREADS", 0) > 0:
+        return _env_int("OMP_NUM_THREADS", 0)
+    return max(1, (os.cpu_count() or 1) // max(1, local_world))
+
+
 def build_dist_env(device: str = "auto", threads_per_rank: int = 0) -> DistEnv:
     """Read the torchrun variables, pick the device, set threads, join the process group.
 
     ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``. ``threads_per_rank`` 0 means
-    the machine's cores divided by the ranks on this node.
+    :func:`default_threads`.
     """
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
@@ -83,7 +97,7 @@ def build_dist_env(device: str = "auto", threads_per_rank: int = 0) -> DistEnv:
         dev = torch.device("cpu")
     if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker: die with the agent
         die_with_parent(signal.SIGKILL)
-    threads = threads_per_rank or max(1, (os.cpu_count() or 1) // max(1, local_world))
+    threads = threads_per_rank or default_threads(local_world)
     torch.set_num_threads(threads)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
