@@ -161,6 +161,9 @@ class TrainConfig:
     lr_schedule: Literal["step", "cosine"] = "step"
     warmup_epochs: float = 0.0  # linear warm-up over this many epochs (fractions allowed); 0 = none
     min_lr_ratio: float = 0.0  # cosine only: final lr / base lr
+    # > 0: evaluate and save an exponential moving average of the weights (hqm.engine.weight_average;
+    # over about 1 / (1 - ema_decay) optimiser steps); 0 = the raw weights, as published
+    ema_decay: float = 0.0
     # keep each transformed sample in memory once read when its transform is deterministic (the
     # test split; the train split too with augment.policy none): for small datasets like the demo's
     cache_samples: bool = False

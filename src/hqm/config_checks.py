@@ -92,6 +92,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
          "must be a multiple of train.micro_batch_size"),
         _at_least("num_workers", 0), _at_least("threads_per_rank", 0), _at_least("checkpoint_every_iters", 0),
         _at_least("eval_every_epochs", 0), _at_least("eval_batch_size", 1), _at_least("log_every_iters", 1),
+        _at_least("warmup_epochs", 0), _fraction("min_lr_ratio"), _fraction("ema_decay", closed=False),
     ),
     "EvalConfig": (_at_least("max_hois", 1), _at_least("batch_size", 1)),
     "PretrainConfig": (

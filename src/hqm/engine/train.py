@@ -7,7 +7,8 @@ subject boxes (method.md §4), is computed once per step over all micro-batches 
 AJL hard stream is chosen once per step, the same on every rank (method.md §8.4).
 
 After the evaluated epochs (:mod:`hqm.engine.selection`) the fast selection metric is computed;
-the run writes ``checkpoint_last.pth`` and, with ``train.select_best``, ``checkpoint_best.pth``,
+with ``train.ema_decay`` > 0 it scores, and the checkpoints hold, the running average of the
+weights (:mod:`hqm.engine.weight_average`; the resumable state keeps both). The run writes ``checkpoint_last.pth`` and, with ``train.select_best``, ``checkpoint_best.pth``,
 plus log.jsonl, curves.csv, config.yaml and train_summary.json (docs/protocol.md).
 """
 
@@ -37,6 +38,7 @@ from hqm.engine.progress import Progress, epoch_line
 from hqm.engine.resume import load_resumable, training_config
 from hqm.engine.sampler import MicroBatchSampler, SeededItems, StepPlan
 from hqm.engine.schedules import build_lr_scheduler, epoch_start_lr
+from hqm.engine.weight_average import WeightAverage
 from hqm.errors import HqmError
 from hqm.io import atomic_write
 from hqm.models.build import build_criterion, build_detector
@@ -180,6 +182,7 @@ class Session:
     schedule: Any
     plan: StepPlan
     provenance: dict
+    average: WeightAverage | None = None  # train.ema_decay > 0
     start_epoch: int = 0
     start_step: int = 0
     history: list = field(default_factory=list)  # one record per finished epoch
@@ -189,6 +192,11 @@ class Session:
 
     def wall_time(self) -> float:
         return self.wall_before + time.perf_counter() - self.session_t0
+
+    @property
+    def scored(self) -> torch.nn.Module:
+        """The weights evaluated and saved: the running average when there is one."""
+        return self.average.module if self.average is not None else self.model
 
     @property
     def best_path(self) -> Path:
@@ -203,6 +211,7 @@ class Session:
                 "lr_scheduler": self.scheduler.state_dict(), "epoch": epoch, "step": step,
                 "history": self.history, "per_rank": per_rank, "world_size": self.env.world_size,
                 "config": training_config(self.cfg), "wall_time": self.wall_time(),
+                "average": self.average.state_dict() if self.average is not None else None,
             })  # fmt: skip
         barrier(self.env)
 
@@ -230,8 +239,12 @@ def _start(cfg: RunConfig, run_dir: Path, env: DistEnv, comps: TrainComponents |
     s = Session(cfg, run_dir, env, comps, model, model, optimizer, build_lr_scheduler(optimizer, train, plan.steps_per_epoch),
                 build_hard_schedule(cfg, env), plan, provenance.collect(cfg.seed, env.world_size, hosts),
                 session_t0=time.perf_counter())  # fmt: skip
+    if train.ema_decay > 0:
+        s.average = WeightAverage(model, train.ema_decay)
     if state is not None:
         model.load_state_dict(state["model"])
+        if s.average is not None:
+            s.average.load_state_dict(state["average"])
         optimizer.load_state_dict(state["optimizer"])
         s.scheduler.load_state_dict(state["lr_scheduler"])
         if train.zero_grad == "zeros":  # an uninterrupted run holds zero grads for every stepped param
@@ -275,6 +288,8 @@ def _train_epoch(s: Session, epoch: int) -> tuple[float, int]:
         stream = s.schedule.stream(epoch, step)
         result = train_step(s.net, s.comps.criterion, s.optimizer, micro, s.env, train, stream)
         s.scheduler.step()  # per optimiser step: warm-up and cosine need it; step is per-epoch exact
+        if s.average is not None:
+            s.average.update(s.model)
         if not np.isfinite(result.loss):
             raise HqmError(f"{s.run_dir}: loss is {result.loss} at epoch {epoch} step {step}; stopping")
         for k, v in [("loss", result.loss), *result.terms.items()]:
@@ -301,7 +316,7 @@ def _end_epoch(s: Session, epoch: int, elapsed: float, images: int) -> None:
     record.update({"epoch_time": elapsed, "images_per_s": images / max(elapsed, 1e-9)})
     record["test"], record["selection_map"] = None, None
     if selection.is_eval_epoch(epoch, train):
-        result = evaluate_model(s.model, s.comps.test_set, s.comps.collate, s.comps.meta,
+        result = evaluate_model(s.scored, s.comps.test_set, s.comps.collate, s.comps.meta,
                                 selection.selection_eval_config(train), s.env, train.num_workers, train.bf16)
         record["test"] = metrics_io.format_block(fmt, result)
         record["selection_map"] = selection.selection_score(fmt, record["test"])
@@ -310,7 +325,7 @@ def _end_epoch(s: Session, epoch: int, elapsed: float, images: int) -> None:
     improved = score is not None and (not prior or score > max(prior))  # ties: the earliest epoch
     s.history.append(record)
     if train.select_best and improved and s.env.is_main:
-        ckpt.save_checkpoint(s.best_path, s.model.state_dict(), training_config(s.cfg), epoch + 1)
+        ckpt.save_checkpoint(s.best_path, s.scored.state_dict(), training_config(s.cfg), epoch + 1)
     s.snapshot(epoch + 1, 0)
     if s.env.is_main:
         metrics_io.write_log(s.run_dir / "log.jsonl", s.history, fmt)
@@ -328,7 +343,7 @@ def _finish(s: Session) -> dict:
         "wall_time_s": wall, "provenance": {**s.provenance, "wall_time_s": wall},
     }  # fmt: skip
     if s.env.is_main:
-        ckpt.save_checkpoint(s.run_dir / "checkpoint_last.pth", s.model.state_dict(), training_config(cfg), cfg.train.epochs)
+        ckpt.save_checkpoint(s.run_dir / "checkpoint_last.pth", s.scored.state_dict(), training_config(cfg), cfg.train.epochs)
         if cfg.train.select_best:
             if not s.best_path.is_file():
                 raise HqmError(f"{s.run_dir}: select_best is on but no epoch was scored (no test metric)")
