@@ -14,6 +14,8 @@ the first per slice (docs/demo.md, "The test split"). The first slice of size N 
 RUN is a run folder of synthetic HICO-DET (its ``run_config.yaml`` gives the model and the
 dataset). A checkpoint is any file with a ``model`` state dict: ``checkpoint_last.pth``, or a copy
 of ``RUN/state/last.pth`` taken while training (e.g. when ``train.log`` prints "epoch 12/15 done").
+Such a state of a run with ``train.ema_decay`` > 0 holds the raw weights and their average; the
+average is scored, as training scores it.
 """
 
 from __future__ import annotations
@@ -78,11 +80,17 @@ def slice_root(large: Path, entries: list, size: int, index: int, work: Path) ->
     return root
 
 
+def scored_weights(payload: dict) -> dict:
+    """The weights training evaluates: a state's moving average when it has one, else ``model``."""
+    average = payload.get("average")
+    return average["module"] if average else payload["model"]
+
+
 def score_slices(cfg, checkpoint: Path, large: Path, sizes: list[int], work: Path) -> dict[int, list[float]]:
     """Full mAP (%) of ``checkpoint`` on every slice of each size."""
     env = build_dist_env("cpu")
     comps = build_components(cfg)
-    comps.model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    comps.model.load_state_dict(scored_weights(torch.load(checkpoint, map_location="cpu", weights_only=False)))
     preds = [p for _, p in sorted(predict_shard(comps.model, comps.test_set, comps.collate, env, 32), key=lambda x: x[0])]
     entries = json.loads((large / "annotations" / "test_hico.json").read_text(encoding="utf-8"))
     scores = {}

@@ -45,6 +45,29 @@ def test_slices_of_a_larger_split_from_the_runs_settings(bench, tmp_path, capsys
         json.loads((large / "test_hico.json").read_text())[4:]
 
 
+def test_a_training_state_is_scored_by_its_moving_average(bench, tmp_path, capsys):
+    """state/last.pth of a train.ema_decay run: the average (what training scores), not the raw weights."""
+    from hqm.engine.train import build_components
+
+    root = make_dataset(tmp_path / "data", num_train=8, num_test=4)
+    cfg = tiny_config(root)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    torch.manual_seed(0)
+    weights = build_components(cfg).model.state_dict()
+    raw = {k: v + 0.5 if v.is_floating_point() else v for k, v in weights.items()}  # not even finite boxes
+    state = {"model": raw, "average": {"decay": 0.9, "updates": 3, "module": weights}}
+    assert bench.scored_weights(state) is weights
+    assert bench.scored_weights({"model": raw, "average": None}) is raw  # ema_decay 0
+    torch.save({"model": weights}, run / "checkpoint.pth")
+    torch.save(state, run / "state.pth")
+    bench.main(["--run", str(run), "--checkpoints", str(run / "checkpoint.pth"), str(run / "state.pth"),
+                "--num-test", "8", "--sizes", "8", "--work", str(tmp_path / "work")])  # fmt: skip
+    rows = {line.split()[1]: line.split()[2:] for line in capsys.readouterr().out.splitlines()}
+    assert float(rows["second"][2]) == 0.0
+
+
 def test_sizes_must_divide_the_split(bench, tmp_path):
     with pytest.raises(SystemExit):
         bench.parse_args(["--run", str(tmp_path), "--checkpoints", "a.pth", "--num-test", "8", "--sizes", "3"])

@@ -8,8 +8,9 @@ AJL hard stream is chosen once per step, the same on every rank (method.md §8.4
 
 After the evaluated epochs (:mod:`hqm.engine.selection`) the fast selection metric is computed;
 with ``train.ema_decay`` > 0 it scores, and the checkpoints hold, the running average of the
-weights (:mod:`hqm.engine.weight_average`; the resumable state keeps both). The run writes ``checkpoint_last.pth`` and, with ``train.select_best``, ``checkpoint_best.pth``,
-plus log.jsonl, curves.csv, config.yaml and train_summary.json (docs/protocol.md).
+weights (:mod:`hqm.engine.weight_average`; the resumable state keeps both). The run writes
+``checkpoint_last.pth`` and, with ``train.select_best``, ``checkpoint_best.pth``, plus log.jsonl,
+curves.csv, config.yaml and train_summary.json (docs/protocol.md).
 """
 
 from __future__ import annotations
