@@ -16,7 +16,8 @@ def bench():
     return load_bench("split_noise")
 
 
-def test_slices_of_a_larger_split_from_the_runs_settings(bench, tmp_path, capsys):
+def tiny_run(tmp_path):
+    """(dataset root, run folder with run_config.yaml, the tiny model's initial weights)."""
     from hqm.engine.train import build_components
 
     root = make_dataset(tmp_path / "data", num_train=8, num_test=4)
@@ -25,7 +26,12 @@ def test_slices_of_a_larger_split_from_the_runs_settings(bench, tmp_path, capsys
     run.mkdir()
     (run / "run_config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     torch.manual_seed(0)
-    torch.save({"model": build_components(cfg).model.state_dict()}, run / "a.pth")
+    return root, run, build_components(cfg).model.state_dict()
+
+
+def test_slices_of_a_larger_split_from_the_runs_settings(bench, tmp_path, capsys):
+    root, run, weights = tiny_run(tmp_path)
+    torch.save({"model": weights}, run / "a.pth")
     work = tmp_path / "work"
     bench.main(["--run", str(run), "--checkpoints", str(run / "a.pth"), str(run / "a.pth"),
                 "--num-test", "8", "--sizes", "4", "8", "--work", str(work)])  # fmt: skip
@@ -47,15 +53,7 @@ def test_slices_of_a_larger_split_from_the_runs_settings(bench, tmp_path, capsys
 
 def test_a_training_state_is_scored_by_its_moving_average(bench, tmp_path, capsys):
     """state/last.pth of a train.ema_decay run: the average (what training scores), not the raw weights."""
-    from hqm.engine.train import build_components
-
-    root = make_dataset(tmp_path / "data", num_train=8, num_test=4)
-    cfg = tiny_config(root)
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "run_config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    torch.manual_seed(0)
-    weights = build_components(cfg).model.state_dict()
+    _, run, weights = tiny_run(tmp_path)
     raw = {k: v + 0.5 if v.is_floating_point() else v for k, v in weights.items()}  # not even finite boxes
     state = {"model": raw, "average": {"decay": 0.9, "updates": 3, "module": weights}}
     assert bench.scored_weights(state) is weights
