@@ -39,10 +39,11 @@ EVAL_ALL = '{"hico_protocols": ["qpic", "official"], "hico_settings": ["default"
 @pytest.mark.slow
 def test_two_process_gloo_training_then_evaluate_stage(root, tmp_path):
     """train (2 gloo ranks, selection every epoch) -> evaluate last and best in one process: the
-    stage's QPIC number equals the in-training selection number (sharding lost or repeated nothing)."""
+    stage's QPIC number equals the in-training selection number (sharding lost or repeated nothing;
+    with train.ema_decay both ranks score, and the checkpoints hold, the same averaged weights)."""
     cfg_path = tmp_path / "run_config.yaml"
     save_run_config(real_setup.tiny_config(root, "hqm", epochs=2, eval_cadence="qpic", select_best=True,
-                                           eval_batch_size=2), cfg_path)
+                                           eval_batch_size=2, ema_decay=0.8), cfg_path)
     run = tmp_path / "run"
     hqm_cli("train", "--config", cfg_path, "--out", run, "--nproc", 2, "--device", "cpu")
     summary = read_json(run / "train_summary.json")
