@@ -156,6 +156,8 @@ class TrainConfig:
     log_every_iters: int = 50  # plain progress line every N optimiser steps (stderr not a terminal)
     # categories the selection metric averages over (evaluation.category_scope's meaning)
     eval_category_scope: Literal["all", "dataset"] = "all"
+    # the selection metric's AP on HICO-DET (evaluation.ap_interpolation's meaning; V-COCO keeps QPIC's)
+    eval_ap_interpolation: Literal["eleven_point", "all_point"] = "eleven_point"
     # lr schedule (hqm.engine.schedules): "step" = x0.1 after lr_drop epochs (published); "cosine" =
     # half cosine to min_lr_ratio x lr at the last step (the CPU demo; docs/demo.md). Both may warm up.
     lr_schedule: Literal["step", "cosine"] = "step"
@@ -182,6 +184,9 @@ class EvalConfig:
     # "all": the published protocols' categories; "dataset": only the HOI categories the dataset's
     # annotations/corre_hico.npy allows (docs/evaluation.md §1.10)
     category_scope: Literal["all", "dataset"] = "all"
+    # HICO-DET AP: "eleven_point" as both published protocols; "all_point" = VOC all-point AP, a
+    # named option (docs/evaluation.md §1.11)
+    ap_interpolation: Literal["eleven_point", "all_point"] = "eleven_point"
 
 
 @dataclass

@@ -6,6 +6,7 @@ import pytest
 from hqm.evaluation.ap import (
     MATLAB_COLON_THRESHOLDS,
     NUMPY_ARANGE_THRESHOLDS,
+    all_point_ap,
     eleven_point_ap,
     max_recall,
     rank_detections,
@@ -54,3 +55,29 @@ def test_voc_all_point_ap_hand_computed():
     prec = np.array([1.0, 0.5, 2 / 3])
     assert voc_all_point_ap(rec, prec) == pytest.approx(0.25 + 0.25 * 2 / 3, abs=1e-15)
     assert voc_all_point_ap(np.array([1.0]), np.array([1.0])) == 1.0
+
+
+def test_all_point_ap_per_category_hand_computed():
+    # the case above: category 0 rec .5 .5 1, prec 1 .5 2/3 -> .5 * 1 + .5 * 2/3; category 1: rec 0
+    # .25, prec 0 .5 -> .25 * .5; category 2 has no detections -> 0
+    cat = np.array([1, 0, 0, 1, 0])
+    score = np.array([0.95, 0.9, 0.8, 0.6, 0.7])
+    tp = np.array([False, True, False, True, True])
+    ap = all_point_ap(rank_detections(cat, score, tp, np.array([2, 4, 3])))
+    assert ap.tolist() == pytest.approx([0.5 + 0.5 * 2 / 3, 0.25 * 0.5, 0.0], abs=1e-15)
+
+
+def test_one_detection_across_a_tenth_of_recall_moves_eleven_point_by_a_term():
+    """Why the demo's curve steps (docs/demo.md): 100 GT, 89 TP, then 22 FP; one more TP after them
+    takes recall to 0.9 and adds the whole 11-point term of t = 0.9 (precision 90/112, / 11), while
+    the all-point area grows by one hundredth of recall at that precision."""
+    def ranked(tp: list[bool]):
+        return rank_detections(np.zeros(len(tp), np.int64), -np.arange(len(tp), dtype=float),
+                               np.array(tp), np.array([100]))
+    before = ranked([True] * 89 + [False] * 22)
+    after = ranked([True] * 89 + [False] * 22 + [True])
+    assert (max_recall(before)[0], max_recall(after)[0]) == (0.89, 0.9)
+    jump_11 = eleven_point_ap(after)[0] - eleven_point_ap(before)[0]
+    jump_all = all_point_ap(after)[0] - all_point_ap(before)[0]
+    assert jump_11 == pytest.approx(90 / 112 / 11, abs=1e-12)
+    assert jump_all == pytest.approx(0.01 * 90 / 112, abs=1e-12)

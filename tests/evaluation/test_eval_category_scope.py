@@ -118,3 +118,23 @@ def test_command_records_the_scope(hico_dir, tmp_path):
     ref = evaluate_hico(gt, read_predictions(preds_path, NUM_HICO_VERBS), "official", category_scope="dataset")
     assert part["official"]["default"]["mAP"] == ref["mAP"]
     assert part["official"]["default"]["mAP"] != run("all")["official"]["default"]["mAP"]
+
+
+def test_all_point_ap_option_reaches_the_result(monkeypatch, tmp_path):
+    """``ap_interpolation: all_point`` (the demo's in-training curve): B, recall .5 at precision 1,
+    scores .5 instead of 6/11; the option travels from TrainConfig through the selection EvalConfig
+    and ``evaluate_dataset`` and is recorded under ``options``."""
+    from hqm.config import TrainConfig
+    from hqm.engine.selection import selection_eval_config
+    from hqm.evaluation import run
+
+    gt, preds = _case()
+    result = evaluate_hico(gt, preds, ap_interpolation="all_point")
+    assert _headline(result) == pytest.approx(((1 + 0.5 + 0) / 3, 0.5, (1 + 0) / 2, 3), abs=1e-15)
+    assert result["options"]["ap_interpolation"] == "all_point"
+    assert evaluate_hico(gt, preds)["options"]["ap_interpolation"] == "eleven_point"
+    cfg = selection_eval_config(TrainConfig(eval_ap_interpolation="all_point", eval_category_scope="dataset"))
+    monkeypatch.setattr(run, "load_hico_ground_truth", lambda _root: gt)
+    block = run.evaluate_dataset("hico", tmp_path, preds, cfg, per_category=False)["hico"]["qpic"]["default"]
+    assert block["options"]["ap_interpolation"] == "all_point"
+    assert block["mAP"] == pytest.approx((1 + 0.5) / 2, abs=1e-15)  # the dataset's A and B

@@ -45,7 +45,7 @@ def eval_epochs(train: TrainConfig) -> list[int]:
 def selection_eval_config(train: TrainConfig) -> EvalConfig:
     """The QPIC HICO-DET protocol only (V-COCO: QPIC's metric only, see :func:`evaluate_predictions`)."""
     return EvalConfig(hico_protocols=["qpic"], hico_settings=["default"], batch_size=train.eval_batch_size,
-                      category_scope=train.eval_category_scope)
+                      category_scope=train.eval_category_scope, ap_interpolation=train.eval_ap_interpolation)
 
 
 def evaluate_predictions(fmt: str, root: str | Path, predictions: list, eval_cfg: EvalConfig) -> dict:

@@ -96,6 +96,15 @@ def eleven_point_ap(ranked: RankedDetections, thresholds: np.ndarray = NUMPY_ARA
     return ap
 
 
+def all_point_ap(ranked: RankedDetections) -> np.ndarray:
+    """VOC all-point AP per category, float64 [K] (:func:`voc_all_point_ap` on each group); a
+    category without detections gets 0. Not a published HICO-DET protocol: a named option for the
+    in-training curve, which the 11-point sum moves by a whole term when a category's maximum recall
+    crosses a tenth (docs/demo.md, "What moves the end of a curve")."""
+    return np.array([voc_all_point_ap(ranked.recall[s:e], ranked.precision[s:e]) if e > s else 0.0
+                     for s, e in zip(ranked.starts, ranked.ends)])
+
+
 def max_recall(ranked: RankedDetections) -> np.ndarray:
     """Final (maximum) recall per category, float64 [K]; 0 without detections."""
     has = ranked.ends > ranked.starts

@@ -22,7 +22,7 @@ import numpy as np
 
 from hqm.data.classes import NUM_HICO_VERBS, NUM_OBJECT_CLASSES
 from hqm.errors import HqmError
-from hqm.evaluation.ap import THRESHOLDS, eleven_point_ap, max_recall, rank_detections
+from hqm.evaluation.ap import THRESHOLDS, all_point_ap, eleven_point_ap, max_recall, rank_detections
 from hqm.evaluation.hico_candidates import gather_candidates
 from hqm.evaluation.hico_gt import (
     Categories,
@@ -60,6 +60,9 @@ class HicoOptions:
     # "all": the protocol's categories as published; "dataset": only those the dataset's
     # corre_hico.npy allows (a synthetic dataset defines a subset of the 600)
     category_scope: Literal["all", "dataset"] = "all"
+    # "eleven_point": both published protocols; "all_point": VOC all-point AP, a named option for
+    # the in-training curve on few categories (docs/demo.md, "What moves the end of a curve")
+    ap_interpolation: Literal["eleven_point", "all_point"] = "eleven_point"
 
 
 PRESETS = {
@@ -139,7 +142,10 @@ def evaluate_hico(gt: HicoGroundTruth, predictions: list[ImagePrediction],
     is_tp, tp_order = _match(tables, hoi_cat, len(cats.keys), c_img, c_query, c_cat, c_score, q_sub, q_obj, opt)
     ranked = rank_detections(c_cat, c_score, is_tp, np.maximum(npos, 1), stable=opt.stable_sort,
                              order=tp_order if opt.stable_sort else None)
-    ap = eleven_point_ap(ranked, THRESHOLDS[opt.ap_thresholds])
+    if opt.ap_interpolation == "all_point":
+        ap = all_point_ap(ranked)
+    else:
+        ap = eleven_point_ap(ranked, THRESHOLDS[opt.ap_thresholds])
     rec = max_recall(ranked)
     ap[npos == 0], rec[npos == 0] = 0.0, 0.0
     num_det = np.bincount(c_cat, minlength=len(cats.keys))

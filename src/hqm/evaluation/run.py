@@ -50,7 +50,8 @@ def _evaluate_hico_block(root: Path, predictions: list[ImagePrediction], cfg: Ev
         for setting in cfg.hico_settings:
             if protocol == "qpic" and setting != "default":
                 continue
-            options = {"unlisted_images": unlisted_images, "category_scope": cfg.category_scope}
+            options = {"unlisted_images": unlisted_images, "category_scope": cfg.category_scope,
+                       "ap_interpolation": cfg.ap_interpolation}
             if protocol == "qpic":
                 options["max_hois_per_image"] = cfg.max_hois
             result = evaluate_hico(gt, predictions, protocol, setting, source=source, **options)
