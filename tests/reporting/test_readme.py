@@ -1,9 +1,11 @@
 """The README's demo block is regenerated from the tables the demo wrote, and only that block."""
 
+import os
+
 import pytest
 
 from hqm.errors import HqmError
-from hqm.reporting.readme import END, START, update_readme
+from hqm.reporting.readme import END, START, machine_line, update_readme
 
 
 def test_block_is_replaced_by_the_tables_and_the_machine(tmp_path):
@@ -27,3 +29,9 @@ def test_missing_markers_or_tables_are_one_line_errors(tmp_path):
     with pytest.raises(HqmError, match="nope.md: not found; run `make demo` first"):
         update_readme(readme, [tmp_path / "nope.md"], "m")
     assert readme.read_text() == f"{START}\n{END}\n"
+
+
+def test_machine_line_names_cores_threads_torch_and_kernels():
+    line = machine_line("2.14.1", threads=1, cpu_capability="AVX2")
+    assert f"{os.cpu_count()} cores, 1 thread(s) per training, torch 2.14.1 (AVX2 kernels)" in line
+    assert "kernels" not in machine_line("2.14.1")

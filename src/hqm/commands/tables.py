@@ -55,6 +55,7 @@ def run_readme(args: argparse.Namespace) -> int:
 
     from hqm.reporting.readme import machine_line, update_readme
 
-    update_readme(args.readme, [Path(t) for t in args.tables], machine_line(torch.__version__, args.threads))
+    machine = machine_line(torch.__version__, args.threads, torch.backends.cpu.get_cpu_capability())
+    update_readme(args.readme, [Path(t) for t in args.tables], machine)
     print(args.readme)
     return 0

@@ -18,8 +18,10 @@ START = "<!-- demo-results:start -->"
 END = "<!-- demo-results:end -->"
 
 
-def machine_line(torch_version: str, threads: int | None = None) -> str:
-    """One line naming what the numbers depend on: CPU model, cores, threads, torch."""
+def machine_line(torch_version: str, threads: int | None = None, cpu_capability: str | None = None) -> str:
+    """One line naming what the numbers depend on: CPU model, cores, threads, torch and the vector
+    kernels torch picked (``torch.backends.cpu.get_cpu_capability()``, e.g. AVX2 or AVX512): two
+    CPUs with other kernels round differently from the first step on, and train at other speeds."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -28,7 +30,8 @@ def machine_line(torch_version: str, threads: int | None = None) -> str:
     except OSError:
         pass
     thread_text = f", {threads} thread(s) per training" if threads else ""
-    return f"{cpu}, {os.cpu_count()} cores{thread_text}, torch {torch_version}, {platform.system()}"
+    kernels = f" ({cpu_capability} kernels)" if cpu_capability else ""
+    return f"{cpu}, {os.cpu_count()} cores{thread_text}, torch {torch_version}{kernels}, {platform.system()}"
 
 
 def table_body(path: Path) -> str:
