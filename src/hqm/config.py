@@ -35,7 +35,7 @@ _load_yaml = load_yaml  # the name the drivers import
 class ModelConfig:
     """The QPIC detector (method.md §1); defaults are the paper's R50 model."""
 
-    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101"] = "resnet50"
+    backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50", "resnet101"] = "resnet50"
     dilation: bool = False
     hidden_dim: int = 256
     nheads: int = 8

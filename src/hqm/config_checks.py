@@ -65,7 +65,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         ("nheads", lambda c: c.hidden_dim % c.nheads == 0, "must divide model.hidden_dim"),
         _at_least("enc_layers", 0), _at_least("dec_layers", 1), _at_least("dim_feedforward", 1),
         _fraction("dropout", closed=False), _at_least("num_queries", 1),
-        ("dilation", lambda c: not c.dilation or c.backbone not in ("resnet18", "resnet34"),
+        ("dilation", lambda c: not c.dilation or c.backbone not in ("resnet10", "resnet18", "resnet34"),
          "needs a bottleneck ResNet (resnet50 / resnet101), as in torchvision"),
     ),
     "LossConfig": tuple(

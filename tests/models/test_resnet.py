@@ -7,6 +7,8 @@ when it built its body with torchvision.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torchvision
@@ -17,7 +19,10 @@ from hqm.models import resnet
 from hqm.models.backbone import Backbone, FrozenBatchNorm2d
 
 TV_RESNETS = {name: (lambda fn: lambda **kw: fn(weights=None, **kw))(getattr(torchvision.models, name))
-              for name in resnet.RESNETS}
+              for name in resnet.RESNETS if hasattr(torchvision.models, name)}
+# torchvision has no resnet10 builder; its ResNet class with one basic block per stage is the reference
+TV_RESNETS["resnet10"] = lambda **kw: torchvision.models.resnet.ResNet(
+    torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], **kw)
 
 
 def _assert_same_state(ours: nn.Module, reference: nn.Module) -> None:
@@ -36,6 +41,7 @@ def _seeded(seed: int, build, *args, **kwargs):
 
 
 @pytest.mark.parametrize("name,kwargs", [
+    ("resnet10", {}),
     ("resnet18", {}),
     ("resnet18", {"norm_layer": FrozenBatchNorm2d}),
     ("resnet50", {"norm_layer": FrozenBatchNorm2d}),
@@ -50,7 +56,7 @@ def test_random_init_equals_torchvision_after_the_same_seed(name, kwargs):
         assert torch.equal(ours_rng, ref_rng)  # the next draw after construction is the same too
 
 
-@pytest.mark.parametrize("name", ["resnet34", "resnet101"])
+@pytest.mark.parametrize("name", ["resnet10", "resnet34", "resnet101"])
 def test_module_names_and_shapes_equal_torchvision(name):
     with torch.device("meta"):  # no memory, no RNG: only the structure is compared
         ours, ref = resnet.RESNETS[name](), TV_RESNETS[name]()
@@ -94,6 +100,7 @@ def _reference_backbone(monkeypatch, *args, **kwargs) -> Backbone:
 
 
 @pytest.mark.parametrize("name,norm,dilation", [
+    ("resnet10", "batch", False),
     ("resnet18", "batch", False),
     ("resnet18", "frozen", False),
     ("resnet50", "frozen", False),
@@ -139,3 +146,12 @@ def test_torchvision_checkpoint_loads_unchanged(tmp_path):
     backbone.load_torchvision_weights(tmp_path / "r50.pth")
     for key, value in backbone.body.state_dict().items():
         assert torch.equal(value, reference.state_dict()[key]), key
+
+
+def test_resnet10_is_resnet18_without_the_second_block_of_each_stage():
+    with torch.device("meta"):
+        small, full = resnet.resnet10(), resnet.resnet18()
+    full_shapes = {k: v.shape for k, v in full.state_dict().items()}
+    small_shapes = {k: v.shape for k, v in small.state_dict().items()}
+    assert small_shapes == {k: s for k, s in full_shapes.items() if not re.match(r"layer\d\.1\.", k)}
+    assert all(f"layer{i}.1.conv1.weight" in full_shapes for i in range(1, 5))

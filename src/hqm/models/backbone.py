@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from hqm.errors import HqmError
 from hqm.models.resnet import RESNETS, Bottleneck
 
-RESNET_CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
+RESNET_CHANNELS = {"resnet10": 512, "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
 TRAINABLE_STAGES = ("layer2", "layer3", "layer4")
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 

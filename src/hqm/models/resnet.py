@@ -151,6 +151,12 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+def resnet10(**kwargs) -> ResNet:
+    """ResNet-10: one basic block per stage, half of ResNet-18's depth (no torchvision builder; its
+    module names and init order are ResNet-18's with the second block of each stage left out)."""
+    return ResNet(BasicBlock, [1, 1, 1, 1], **kwargs)
+
+
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18, random weights; ``kwargs`` as :class:`ResNet` (num_classes, norm_layer, ...)."""
     return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
@@ -172,5 +178,5 @@ def resnet101(**kwargs) -> ResNet:
 
 
 RESNETS: dict[str, Callable[..., ResNet]] = {
-    "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101,
+    "resnet10": resnet10, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101,
 }

@@ -29,7 +29,7 @@ CITE_HQM = "zhong2022hqm"
 
 # How the papers name the methods and backbones in their tables.
 METHOD_LABELS = {"qpic": "QPIC", "gbs": "QPIC + GBS", "amm": "QPIC + AMM", "hqm": "QPIC + HQM"}
-BACKBONE_LABELS = {"resnet18": "R18", "resnet34": "R34", "resnet50": "R50", "resnet101": "R101"}
+BACKBONE_LABELS = {"resnet10": "R10", "resnet18": "R18", "resnet34": "R34", "resnet50": "R50", "resnet101": "R101"}
 
 
 def method_label(method: str, variant: str | None = None) -> str:
