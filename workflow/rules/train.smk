@@ -30,6 +30,10 @@ rule train:
         gres=f"gpu:{GPUS_PER_NODE}" if GPUS_PER_NODE else "",  # SLURM, per node
         nodes=EXP["nodes_per_run"],
     threads: max(GPUS_PER_NODE, EXP["cpu_procs_per_run"])
+    # Trainings start before any ready evaluation or gallery: the short jobs then fill both cores
+    # at the end instead of one training running alone beside an idle core (2-core demo). Safe now
+    # that hqm evaluate keeps to its job's one thread (docs/demo.md, "Time of the whole demo").
+    priority: 10
     conda:
         "../envs/hqm.yaml"
     log:
