@@ -5,6 +5,9 @@ Random weights and synthetic inputs; prints one JSON line. Example (the issue's 
     python bench/train_step.py --device cuda --bf16 --image-size 800 --steps 20   # a paper-size GPU step
     python bench/train_step.py --backbone resnet18 --hidden-dim 64 --enc-layers 1 --dec-layers 2 \
         --queries 10 --image-size 128 --steps 10
+    python bench/train_step.py --backbone resnet10 --backbone-norm batch --out-stage layer2 \
+        --hidden-dim 64 --nheads 4 --enc-layers 2 --dec-layers 2 --ffn-dim 128 --queries 8 \
+        --batch 8 --image-size 48 --variant hqm --threads 1 --steps 40   # the CPU demo's step
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ from hqm.config import HardQueryConfig, LossConfig, ModelConfig
 from hqm.engine.inference import autocast_context, to_float
 from hqm.models.build import build_criterion, build_detector
 from hqm.models.criterion import total_loss
+from hqm.models.resnet import RESNETS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="resnet50", choices=("resnet18", "resnet34", "resnet50", "resnet101"))
+    parser.add_argument("--backbone", default="resnet50", choices=tuple(RESNETS))
+    parser.add_argument("--backbone-norm", choices=("frozen", "batch"), default="frozen",
+                        help="batch = the demo's trainable BatchNorm")
+    parser.add_argument("--out-stage", choices=("layer2", "layer3", "layer4"), default="layer4",
+                        help="layer2 = the demo's stride-8 map")
     parser.add_argument("--hidden-dim", type=int, default=256)
     parser.add_argument("--nheads", type=int, default=8)
     parser.add_argument("--enc-layers", type=int, default=6)
@@ -69,7 +77,8 @@ def main(argv=None) -> None:
     num_obj, num_verb = 80, 117
     model_cfg = ModelConfig(backbone=args.backbone, hidden_dim=args.hidden_dim, nheads=args.nheads,
                             enc_layers=args.enc_layers, dec_layers=args.dec_layers, dim_feedforward=args.ffn_dim,
-                            num_queries=args.queries)
+                            num_queries=args.queries, backbone_norm=args.backbone_norm,
+                            backbone_out_stage=args.out_stage)
     method = "hqm" if args.variant == "hqm" else args.variant
     hard = HardQueryConfig()
     device = torch.device(args.device)
@@ -104,6 +113,7 @@ def main(argv=None) -> None:
             times.append(time.perf_counter() - start)
     print(json.dumps({
         "bench": "train_step", "variant": args.variant, "backbone": args.backbone, "hidden_dim": args.hidden_dim,
+        "backbone_norm": args.backbone_norm, "out_stage": args.out_stage,
         "enc_layers": args.enc_layers, "dec_layers": args.dec_layers, "queries": args.queries,
         "batch": args.batch, "image_size": args.image_size, "pairs": args.pairs,
         "threads": torch.get_num_threads(), "channels_last": args.channels_last, "fused_optim": fast, "steps": args.steps,
