@@ -169,6 +169,9 @@ class TrainConfig:
     # keep each transformed sample in memory once read when its transform is deterministic (the
     # test split; the train split too with augment.policy none): for small datasets like the demo's
     cache_samples: bool = False
+    # write the last epoch's test predictions beside checkpoint_last.pth (predictions_last.pt), which
+    # hqm evaluate then reuses instead of predicting again (hqm.engine.prediction_cache)
+    keep_last_predictions: bool = False
 
 
 @dataclass

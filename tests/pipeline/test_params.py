@@ -27,7 +27,7 @@ def test_demo_and_paper_validate(repo, params_data):
     demo = load_params(repo / "params.yaml")
     # the demo starts from the DETR it pretrains, the paper from the downloaded one
     assert demo.experiment.backbone_weights == demo.pretrain.name == "detr_synthetic"
-    assert demo.model.backbone == "resnet18" and demo.pretrain.dataset in demo.experiment.datasets
+    assert demo.model.backbone == "resnet10" and demo.pretrain.dataset in demo.experiment.datasets
     assert {v: demo.variants[v].method for v in demo.experiment.variants} == {
         "qpic": "qpic", "gbs": "gbs", "amm": "amm", "hqm": "hqm"}
     paper_p = load_params(repo / "params.yaml", [repo / "config/paper.yaml"])
@@ -36,6 +36,7 @@ def test_demo_and_paper_validate(repo, params_data):
     assert (runs["hqm"].train.epochs, runs["hqm"].train.lr_drop) == (80, 55)
     assert runs["hqm"].hard_queries.loss_weight == 0.8 and runs["gbs"].hard_queries.loss_weight == 1.0
     assert paper_p.train.global_batch_size == 16 and paper_p.model.backbone == "resnet50"
+    assert demo.train.keep_last_predictions and not paper_p.train.keep_last_predictions
     assert paper_p.experiment.backbone_weights == "detr_r50" and "detr_r50" in paper_p.artefacts
 
 

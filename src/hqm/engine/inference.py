@@ -24,6 +24,7 @@ from hqm.config import (
     to_dict,
 )  # fmt: skip
 from hqm.data.datasets import build_dataset, collate, dataset_meta
+from hqm.engine import prediction_cache
 from hqm.engine.checkpoint import load_checkpoint, load_weights
 from hqm.engine.distributed import DistEnv, all_gather_objects, broadcast_object
 from hqm.engine.metrics_io import checkpoint_label, format_block
@@ -114,12 +115,16 @@ def gather_predictions(local: list[tuple[int, Any]], env: DistEnv) -> list[Any] 
     return [pred for _, pred in merged]
 
 
-def evaluate_model(model, dataset, collate_fn, meta, eval_cfg, env: DistEnv, num_workers: int = 0, bf16: bool = False) -> dict:
-    """The in-training selection block of ``model`` on ``dataset`` (same dict on every rank)."""
+def evaluate_model(model, dataset, collate_fn, meta, eval_cfg, env: DistEnv, num_workers: int = 0, bf16: bool = False,
+                   on_predictions=None) -> dict:
+    """The in-training selection block of ``model`` on ``dataset`` (same dict on every rank);
+    ``on_predictions`` (rank 0) receives the split's predictions, as ``hqm evaluate`` would make them."""
     local = predict_shard(model, dataset, collate_fn, env, eval_cfg.batch_size, num_workers, bf16)
     predictions = gather_predictions(local, env)
     metrics = None
     if env.is_main:
+        if on_predictions is not None:
+            on_predictions(predictions)
         metrics = evaluate_predictions(meta.format, meta.root, predictions, eval_cfg)
     return broadcast_object(metrics, env)
 
@@ -162,17 +167,24 @@ def evaluate_checkpoint(
     model_cfg, method, hard, augment, run = _load_for_evaluation(checkpoint, released, unsafe_pickle)
     ds = DatasetConfig(format=fmt, root=str(dataset_root))
     meta = dataset_meta(ds)
-    model = build_detector(model_cfg, method, hard, meta.num_obj_classes, meta.num_verb_classes)
-    load_weights(model, checkpoint, unsafe_pickle=unsafe_pickle)
-    model.to(env.device)
-    dataset = build_dataset(ds, "test", augment)
-    predictions = gather_predictions(predict_shard(model, dataset, collate, env, eval_cfg.batch_size), env)
+    predictions, source = None, "this evaluation"
+    if released is None:  # the training's own predictions of these weights, when nothing differs
+        key = prediction_cache.context_key(checkpoint, meta.test_annotations, meta.root, eval_cfg.batch_size,
+                                           env, bf16=False)
+        predictions = prediction_cache.load_matching(prediction_cache.cache_path(checkpoint), key)
+        source = "training" if predictions is not None else source
+    if predictions is None:
+        model = build_detector(model_cfg, method, hard, meta.num_obj_classes, meta.num_verb_classes)
+        load_weights(model, checkpoint, unsafe_pickle=unsafe_pickle)
+        model.to(env.device)
+        dataset = build_dataset(ds, "test", augment)
+        predictions = gather_predictions(predict_shard(model, dataset, collate, env, eval_cfg.batch_size), env)
     if not env.is_main:
         return None
     label = "released" if released else checkpoint_label(checkpoint)
     metrics = {**run, "format": fmt, "selected_on_test": label == "best", "checkpoint": label,
                "checkpoint_path": str(checkpoint), "released": released, "dataset_root": str(dataset_root),
-               "num_images": len(predictions)}  # fmt: skip
+               "num_images": len(predictions), "predictions_from": source}  # fmt: skip
     metrics.update(format_block(fmt, evaluate_dataset(meta.format, meta.root, predictions, eval_cfg, per_category=True)))
     if vcoco_pickle:
         write_official_pickle(vcoco_pickle, predictions, meta.correct_mat)

@@ -17,7 +17,8 @@ from hqm.errors import HqmError
 
 # train.* keys that change neither the weights nor the selection metric
 NEUTRAL_KEYS = frozenset({"train.threads_per_rank", "train.num_workers", "train.log_every_iters",
-                          "train.checkpoint_every_iters", "train.cache_samples"})  # fmt: skip
+                          "train.checkpoint_every_iters", "train.cache_samples",
+                          "train.keep_last_predictions"})  # fmt: skip
 
 
 def training_config(cfg: RunConfig) -> dict:

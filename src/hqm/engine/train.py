@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from hqm.config import RunConfig, TrainConfig
 from hqm.data.datasets import build_dataset, collate, dataset_meta
 from hqm.engine import checkpoint as ckpt
-from hqm.engine import metrics_io, provenance, selection
+from hqm.engine import metrics_io, prediction_cache, provenance, selection
 from hqm.engine.checkpoint import load_initial_weights
 from hqm.engine.distributed import DistEnv, all_gather_objects, all_reduce_sum, barrier
 from hqm.engine.inference import autocast_context, evaluate_model, to_float
@@ -189,6 +189,7 @@ class Session:
     history: list = field(default_factory=list)  # one record per finished epoch
     loss_sums: dict = field(default_factory=dict)  # {term: [sum, count]} of the current epoch
     wall_before: float = 0.0  # training seconds of earlier (killed) sessions
+    last_predictions: list | None = None  # rank 0, train.keep_last_predictions: the last epoch's test predictions
     session_t0: float = 0.0
 
     def wall_time(self) -> float:
@@ -317,8 +318,10 @@ def _end_epoch(s: Session, epoch: int, elapsed: float, images: int) -> None:
     record.update({"epoch_time": elapsed, "images_per_s": images / max(elapsed, 1e-9)})
     record["test"], record["selection_map"] = None, None
     if selection.is_eval_epoch(epoch, train):
+        keep = train.keep_last_predictions and epoch == train.epochs - 1
+        extra = {"on_predictions": lambda preds: setattr(s, "last_predictions", preds)} if keep else {}
         result = evaluate_model(s.scored, s.comps.test_set, s.comps.collate, s.comps.meta,
-                                selection.selection_eval_config(train), s.env, train.num_workers, train.bf16)
+                                selection.selection_eval_config(train), s.env, train.num_workers, train.bf16, **extra)
         record["test"] = metrics_io.format_block(fmt, result)
         record["selection_map"] = selection.selection_score(fmt, record["test"])
     prior = [h["selection_map"] for h in s.history if h.get("selection_map") is not None]
@@ -345,6 +348,7 @@ def _finish(s: Session) -> dict:
     }  # fmt: skip
     if s.env.is_main:
         ckpt.save_checkpoint(s.run_dir / "checkpoint_last.pth", s.scored.state_dict(), training_config(cfg), cfg.train.epochs)
+        _keep_predictions(s)
         if cfg.train.select_best:
             if not s.best_path.is_file():
                 raise HqmError(f"{s.run_dir}: select_best is on but no epoch was scored (no test metric)")
@@ -355,6 +359,18 @@ def _finish(s: Session) -> dict:
         metrics_io.write_summary(s.run_dir / "train_summary.json", summary)
     barrier(s.env)
     return summary
+
+
+def _keep_predictions(s: Session) -> None:
+    """predictions_last.pt for hqm evaluate (hqm.engine.prediction_cache); a stale one is removed."""
+    last = s.run_dir / "checkpoint_last.pth"
+    path = prediction_cache.cache_path(last)
+    if s.last_predictions is None:  # not asked for, or the last evaluation ran in a killed session
+        path.unlink(missing_ok=True)
+        return
+    key = prediction_cache.context_key(last, s.comps.meta.test_annotations, s.comps.meta.root,
+                                       s.cfg.train.eval_batch_size, s.env, s.cfg.train.bf16)
+    prediction_cache.save_predictions(path, key, s.last_predictions)
 
 
 def run_training(cfg: RunConfig, run_dir: str | Path, env: DistEnv, components: TrainComponents | None = None,
