@@ -365,7 +365,7 @@ def _keep_predictions(s: Session) -> None:
     """predictions_last.pt for hqm evaluate (hqm.engine.prediction_cache); a stale one is removed."""
     last = s.run_dir / "checkpoint_last.pth"
     path = prediction_cache.cache_path(last)
-    if s.last_predictions is None:  # not asked for, or the last evaluation ran in a killed session
+    if not s.last_predictions:  # not asked for, or the last evaluation ran in a killed session
         path.unlink(missing_ok=True)
         return
     key = prediction_cache.context_key(last, s.comps.meta.test_annotations, s.comps.meta.root,
