@@ -2,7 +2,7 @@
 
 Training already predicts the whole test split with the weights it then saves as
 ``checkpoint_last.pth``; ``hqm evaluate`` of that checkpoint would predict it again (on the CPU demo
-a third of each evaluation stage). With ``train.keep_last_predictions`` the training writes those
+5 of the 8 s of a HICO-DET evaluation stage). With ``train.keep_last_predictions`` the training writes those
 predictions to ``predictions_last.pt`` together with everything that decides them, and the
 evaluation stage takes them only when each of those is equal in its own process (checkpoint bytes,
 test annotations, dataset root, batch size, ranks, threads, device, bf16); otherwise it predicts as
